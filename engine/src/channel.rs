@@ -1,0 +1,248 @@
+//! What travels on an edge: batches of records and control markers, over bounded channels.
+//!
+//! Every downstream worker has one bounded channel per input edge; all upstream workers of that
+//! edge send into it. A full channel blocks the sender (backpressure). Blocking sends and receives
+//! wake up every [`POLL`] to notice an abort, so no thread waits forever on a dead peer.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
+
+/// Event time, in the units the pipeline's timestamps use (milliseconds by convention).
+pub type Timestamp = u64;
+
+/// How often a blocked worker looks at the abort flag.
+pub(crate) const POLL: Duration = Duration::from_millis(10);
+
+/// The scheduled times (ns since job start) of the oldest and newest events a batch derives from.
+///
+/// Latency is measured from each event's scheduled time; a batch carries the range of its
+/// events' scheduled times rather than one stamp per record, so the data path stays a plain
+/// `Vec<T>`. Sinks spread a batch's records evenly over the range when they record latency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub min: u64,
+    pub max: u64,
+}
+
+impl Stamp {
+    pub const EMPTY: Stamp = Stamp {
+        min: u64::MAX,
+        max: 0,
+    };
+
+    pub fn at(t: u64) -> Stamp {
+        Stamp { min: t, max: t }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.min > self.max
+    }
+
+    pub fn merge(&mut self, other: Stamp) {
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+}
+
+/// A message on an edge. `from` is the sending worker's index within its stage.
+pub(crate) enum Message<T> {
+    Data { records: Vec<T>, stamp: Stamp },
+    Watermark { from: u32, ts: Timestamp },
+    Barrier { from: u32, id: u64 },
+    End { from: u32 },
+}
+
+/// A control marker, sent to every target of an edge after its pending records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Marker {
+    Watermark(Timestamp),
+    Barrier(u64),
+    End,
+}
+
+impl Marker {
+    pub fn message<T>(self, from: u32) -> Message<T> {
+        match self {
+            Marker::Watermark(ts) => Message::Watermark { from, ts },
+            Marker::Barrier(id) => Message::Barrier { from, id },
+            Marker::End => Message::End { from },
+        }
+    }
+}
+
+/// The job was aborted (or a peer vanished) while a worker waited on a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stopped;
+
+/// Per-worker I/O context: the abort flag and the blocked-time accumulator.
+pub(crate) struct IoCx<'a> {
+    pub abort: &'a AtomicBool,
+    pub timing: bool,
+    /// Nanoseconds spent blocked on full output channels.
+    pub blocked_ns: u64,
+}
+
+impl IoCx<'_> {
+    /// Sends `msg`, blocking while the channel is full and counting that time as blocked.
+    pub fn send<T>(&mut self, tx: &Sender<Message<T>>, msg: Message<T>) -> Result<(), Stopped> {
+        let mut msg = match tx.try_send(msg) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Disconnected(_)) => return Err(Stopped),
+            Err(TrySendError::Full(msg)) => msg,
+        };
+        let start = self.timing.then(Instant::now);
+        let result = loop {
+            match tx.send_timeout(msg, POLL) {
+                Ok(()) => break Ok(()),
+                Err(SendTimeoutError::Disconnected(_)) => break Err(Stopped),
+                Err(SendTimeoutError::Timeout(back)) => {
+                    if self.abort.load(Ordering::Relaxed) {
+                        break Err(Stopped);
+                    }
+                    msg = back;
+                }
+            }
+        };
+        if let Some(start) = start {
+            self.blocked_ns += start.elapsed().as_nanos() as u64;
+        }
+        result
+    }
+}
+
+/// Outcome of waiting for input.
+pub(crate) enum Received<T> {
+    Message(usize, Message<T>),
+    Timeout,
+    Stopped,
+}
+
+/// Waits up to `wait` for a message on any of `inputs` (one receiver per input edge).
+pub(crate) fn receive<T>(
+    inputs: &[Receiver<Message<T>>],
+    wait: Duration,
+    abort: &AtomicBool,
+) -> Received<T> {
+    if abort.load(Ordering::Relaxed) {
+        return Received::Stopped;
+    }
+    match inputs {
+        [] => {
+            std::thread::sleep(wait.min(POLL));
+            Received::Timeout
+        }
+        [rx] => match rx.recv_timeout(wait) {
+            Ok(msg) => Received::Message(0, msg),
+            Err(RecvTimeoutError::Timeout) => Received::Timeout,
+            Err(RecvTimeoutError::Disconnected) => Received::Stopped,
+        },
+        many => {
+            // Fast path: take whatever is ready without building a selector.
+            for (i, rx) in many.iter().enumerate() {
+                if let Ok(msg) = rx.try_recv() {
+                    return Received::Message(i, msg);
+                }
+            }
+            let mut select = crossbeam_channel::Select::new();
+            for rx in many {
+                select.recv(rx);
+            }
+            match select.select_timeout(wait) {
+                Ok(op) => {
+                    let i = op.index();
+                    match op.recv(&many[i]) {
+                        Ok(msg) => Received::Message(i, msg),
+                        Err(_) => Received::Stopped,
+                    }
+                }
+                Err(_) => Received::Timeout,
+            }
+        }
+    }
+}
+
+/// A type-erased view of one channel, kept by the controller: queue length for metrics, and
+/// the records left in it when a job is aborted.
+pub(crate) trait QueueProbe: Send {
+    /// Messages currently queued.
+    fn len(&self) -> usize;
+    /// Takes everything queued and returns how many records it held.
+    fn drain_records(&self) -> u64;
+}
+
+impl<T: Send> QueueProbe for Receiver<Message<T>> {
+    fn len(&self) -> usize {
+        Receiver::len(self)
+    }
+
+    fn drain_records(&self) -> u64 {
+        let mut n = 0;
+        while let Ok(msg) = self.try_recv() {
+            if let Message::Data { records, .. } = msg {
+                n += records.len() as u64;
+            }
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_merge_to_the_covering_range() {
+        let mut s = Stamp::EMPTY;
+        assert!(s.is_empty());
+        s.merge(Stamp::at(10));
+        s.merge(Stamp { min: 4, max: 7 });
+        assert_eq!(s, Stamp { min: 4, max: 10 });
+    }
+
+    #[test]
+    fn blocked_send_gives_up_on_abort() {
+        let (tx, _rx) = crossbeam_channel::bounded::<Message<u32>>(1);
+        let abort = AtomicBool::new(false);
+        let mut io = IoCx {
+            abort: &abort,
+            timing: true,
+            blocked_ns: 0,
+        };
+        io.send(&tx, Message::End { from: 0 }).unwrap();
+        abort.store(true, Ordering::Relaxed);
+        assert_eq!(io.send(&tx, Message::End { from: 0 }), Err(Stopped));
+        assert!(io.blocked_ns > 0);
+    }
+
+    #[test]
+    fn receive_takes_from_any_input() {
+        let (tx1, rx1) = crossbeam_channel::bounded::<Message<u32>>(4);
+        let (_tx2, rx2) = crossbeam_channel::bounded::<Message<u32>>(4);
+        let abort = AtomicBool::new(false);
+        tx1.send(Message::End { from: 3 }).unwrap();
+        match receive(&[rx2.clone(), rx1.clone()], POLL, &abort) {
+            Received::Message(1, Message::End { from: 3 }) => {}
+            _ => panic!("expected the end marker from input 1"),
+        }
+        assert!(matches!(
+            receive(&[rx2, rx1], Duration::from_millis(1), &abort),
+            Received::Timeout
+        ));
+    }
+
+    #[test]
+    fn probe_drains_and_counts_records() {
+        let (tx, rx) = crossbeam_channel::bounded::<Message<u32>>(4);
+        tx.send(Message::Data {
+            records: vec![1, 2, 3],
+            stamp: Stamp::EMPTY,
+        })
+        .unwrap();
+        tx.send(Message::End { from: 0 }).unwrap();
+        assert_eq!(QueueProbe::len(&rx), 2);
+        assert_eq!(rx.drain_records(), 3);
+        assert_eq!(QueueProbe::len(&rx), 0);
+    }
+}

@@ -1,0 +1,272 @@
+//! The built pipeline: stages, edges, and the type-erased factories that make channels, edge
+//! writers and worker threads for each generation of a running job.
+//!
+//! Types are checked when the pipeline is built (the typed [`Stream`](crate::Stream) API);
+//! after that the runtime handles channels and states as `Box<dyn Any>` and the typed code
+//! behind these traits downcasts them back. A failed downcast is an engine bug and is reported
+//! as [`JobError::Internal`](crate::JobError::Internal).
+
+use std::any::Any;
+use std::marker::PhantomData;
+use std::ops::Range;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::channel::{Message, QueueProbe};
+use crate::metrics::StageKind;
+use crate::operator::{Data, Operator, WorkerInfo};
+use crate::partition::{EdgeWriter, Partition, key_group_range, make_writer};
+use crate::source::Source;
+use crate::state::StageState;
+use crate::worker::{SourceSetup, WorkerSetup, run_operator, run_source};
+
+/// A type-erased value handed between the controller and typed stage code.
+pub(crate) type AnyBox = Box<dyn Any + Send>;
+
+pub(crate) struct StageNode {
+    pub name: Arc<str>,
+    pub kind: StageKind,
+    pub inputs: Vec<usize>,
+    pub outputs: Vec<usize>,
+    pub parallelism: usize,
+    pub max_parallelism: usize,
+    pub key_groups: u16,
+    pub runner: Runner,
+}
+
+pub(crate) enum Runner {
+    Source(Box<dyn SourceRunner>),
+    Operator(Box<dyn OperatorRunner>),
+}
+
+pub(crate) struct EdgeNode {
+    pub name: String,
+    pub from: usize,
+    pub to: usize,
+    pub partition: Partition,
+    pub factory: Box<dyn EdgeFactory>,
+}
+
+/// The channels of one edge in one generation.
+pub(crate) struct EdgeChannels {
+    /// `Vec<Sender<Message<I>>>`, one per downstream worker.
+    pub senders: Box<dyn Any + Send + Sync>,
+    /// `Receiver<Message<I>>`, one per downstream worker.
+    pub receivers: Vec<AnyBox>,
+    pub probes: Vec<Box<dyn QueueProbe>>,
+}
+
+pub(crate) trait EdgeFactory: Send + Sync {
+    fn channels(&self, p_to: usize, capacity: usize) -> EdgeChannels;
+    /// A `Box<dyn EdgeWriter<T>>` for upstream worker `from` of `p_from`, as `AnyBox`.
+    fn writer(
+        &self,
+        channels: &EdgeChannels,
+        from: usize,
+        p_from: usize,
+        batch_size: usize,
+        key_groups: u16,
+    ) -> Option<AnyBox>;
+}
+
+/// An edge from a stage emitting `T` to a stage receiving `I`; `convert` maps one to the other
+/// (identity, or into one side of a two-input operator's input).
+pub(crate) struct TypedEdge<T, I, C, H> {
+    pub partition: Partition,
+    pub convert: C,
+    pub hash: Option<H>,
+    pub _t: PhantomData<fn(T) -> I>,
+}
+
+impl<T, I, C, H> EdgeFactory for TypedEdge<T, I, C, H>
+where
+    T: Data,
+    I: Data,
+    C: Fn(T) -> I + Clone + Send + Sync + 'static,
+    H: Fn(&T) -> u64 + Clone + Send + Sync + 'static,
+{
+    fn channels(&self, p_to: usize, capacity: usize) -> EdgeChannels {
+        let mut senders: Vec<Sender<Message<I>>> = Vec::with_capacity(p_to);
+        let mut receivers: Vec<AnyBox> = Vec::with_capacity(p_to);
+        let mut probes: Vec<Box<dyn QueueProbe>> = Vec::with_capacity(p_to);
+        for _ in 0..p_to {
+            let (tx, rx) = crossbeam_channel::bounded::<Message<I>>(capacity);
+            senders.push(tx);
+            probes.push(Box::new(rx.clone()));
+            receivers.push(Box::new(rx));
+        }
+        EdgeChannels {
+            senders: Box::new(senders),
+            receivers,
+            probes,
+        }
+    }
+
+    fn writer(
+        &self,
+        channels: &EdgeChannels,
+        from: usize,
+        p_from: usize,
+        batch_size: usize,
+        key_groups: u16,
+    ) -> Option<AnyBox> {
+        let senders = channels
+            .senders
+            .downcast_ref::<Vec<Sender<Message<I>>>>()?
+            .clone();
+        let writer: Box<dyn EdgeWriter<T>> = make_writer(
+            self.partition,
+            senders,
+            from,
+            p_from,
+            batch_size,
+            key_groups,
+            self.convert.clone(),
+            self.hash.clone(),
+        );
+        Some(Box::new(writer))
+    }
+}
+
+/// Starts the worker threads of a source stage. Sources live for the whole job.
+pub(crate) trait SourceRunner: Send + Sync {
+    fn spawn(&self, setup: SourceSetup) -> std::io::Result<JoinHandle<()>>;
+}
+
+pub(crate) struct TypedSourceRunner<S> {
+    /// One instance per worker, taken when the job starts.
+    pub instances: parking_lot::Mutex<Vec<Option<S>>>,
+}
+
+impl<S: Source> SourceRunner for TypedSourceRunner<S> {
+    fn spawn(&self, setup: SourceSetup) -> std::io::Result<JoinHandle<()>> {
+        let source = self
+            .instances
+            .lock()
+            .get_mut(setup.info.index)
+            .and_then(Option::take);
+        let name = format!("{}#{}", setup.info.stage, setup.info.index);
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || match source {
+                Some(source) => run_source(source, setup),
+                None => setup.fail_internal("source instance missing or already started"),
+            })
+    }
+}
+
+/// Moves of keyed state during one reconfiguration of one stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct StateMoves {
+    pub key_groups: u64,
+    pub keys: u64,
+}
+
+/// Starts the worker threads of an operator (or sink) stage and moves its state between
+/// generations.
+pub(crate) trait OperatorRunner: Send + Sync {
+    fn spawn(&self, setup: WorkerSetup) -> std::io::Result<JoinHandle<()>>;
+    /// Empty states for `parallelism` workers.
+    fn initial_states(&self, parallelism: usize, key_groups: u16) -> Vec<AnyBox>;
+    /// Takes the states of the old workers (in worker order) and splits them for `new_p`
+    /// workers, by key group.
+    fn redistribute(
+        &self,
+        old: Vec<AnyBox>,
+        key_groups: u16,
+        new_p: usize,
+    ) -> Option<(Vec<AnyBox>, StateMoves)>;
+}
+
+pub(crate) struct TypedOperatorRunner<Op, F> {
+    pub factory: Arc<F>,
+    pub _op: PhantomData<fn() -> Op>,
+}
+
+impl<Op, F> OperatorRunner for TypedOperatorRunner<Op, F>
+where
+    Op: Operator,
+    F: Fn(&WorkerInfo) -> Op + Send + Sync + 'static,
+{
+    fn spawn(&self, setup: WorkerSetup) -> std::io::Result<JoinHandle<()>> {
+        let factory = self.factory.clone();
+        let name = format!("{}#{}", setup.info.stage, setup.info.index);
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || run_operator::<Op, _>(&*factory, setup))
+    }
+
+    fn initial_states(&self, parallelism: usize, key_groups: u16) -> Vec<AnyBox> {
+        (0..parallelism)
+            .map(|i| {
+                let range = key_group_range(i, parallelism, key_groups);
+                let groups = range.clone().map(|_| Op::State::empty_group()).collect();
+                Box::new(Op::State::assemble(range, key_groups, groups)) as AnyBox
+            })
+            .collect()
+    }
+
+    fn redistribute(
+        &self,
+        old: Vec<AnyBox>,
+        key_groups: u16,
+        new_p: usize,
+    ) -> Option<(Vec<AnyBox>, StateMoves)> {
+        let mut slots: Vec<Option<<Op::State as StageState>::Group>> =
+            (0..key_groups).map(|_| None).collect();
+        let mut owner = vec![usize::MAX; key_groups as usize];
+        for (w, state) in old.into_iter().enumerate() {
+            let state = *state.downcast::<Op::State>().ok()?;
+            let (range, groups): (Range<u16>, _) = state.disassemble();
+            for (g, group) in range.zip(groups) {
+                let slot = slots.get_mut(g as usize)?;
+                *slot = Some(group);
+                owner[g as usize] = w;
+            }
+        }
+        let mut moves = StateMoves::default();
+        let states = (0..new_p)
+            .map(|i| {
+                let range = key_group_range(i, new_p, key_groups);
+                let groups = range
+                    .clone()
+                    .map(|g| {
+                        let group = slots[g as usize]
+                            .take()
+                            .unwrap_or_else(Op::State::empty_group);
+                        let was = owner[g as usize];
+                        if was != usize::MAX && was != i {
+                            moves.key_groups += 1;
+                            moves.keys += Op::State::group_keys(&group) as u64;
+                        }
+                        group
+                    })
+                    .collect();
+                Box::new(Op::State::assemble(range, key_groups, groups)) as AnyBox
+            })
+            .collect();
+        Some((states, moves))
+    }
+}
+
+/// Downcasts the receivers of a worker's input edges.
+pub(crate) fn take_receivers<I: Send + 'static>(
+    inputs: Vec<AnyBox>,
+) -> Option<Vec<Receiver<Message<I>>>> {
+    inputs
+        .into_iter()
+        .map(|b| b.downcast::<Receiver<Message<I>>>().ok().map(|r| *r))
+        .collect()
+}
+
+/// Downcasts the writers of a worker's output edges.
+pub(crate) fn take_writers<O: 'static>(
+    outputs: Vec<AnyBox>,
+) -> Option<Vec<Box<dyn EdgeWriter<O>>>> {
+    outputs
+        .into_iter()
+        .map(|b| b.downcast::<Box<dyn EdgeWriter<O>>>().ok().map(|w| *w))
+        .collect()
+}

@@ -1,0 +1,606 @@
+//! Partitioning: how the records one worker emits on an edge are spread over the workers of the
+//! next stage — forward, rebalance, hash by key through key groups, broadcast.
+//!
+//! Keyed stages split their key space into a fixed number of **key groups** (256 by default).
+//! A key belongs to group `key_group(key_hash(key))`; worker `i` of `p` owns the contiguous range
+//! [`key_group_range`]`(i, p, groups)`, as in Flink's key-group range assignment. Reconfiguration
+//! moves whole key groups between workers, never individual keys.
+
+use std::hash::{Hash, Hasher};
+use std::marker::PhantomData;
+use std::ops::Range;
+
+use crossbeam_channel::Sender;
+
+use crate::channel::{IoCx, Marker, Message, Stamp, Stopped};
+
+/// Number of key groups a keyed stage gets unless its builder sets another.
+pub const DEFAULT_KEY_GROUPS: u16 = 256;
+
+/// How records move from one stage to the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Partition {
+    /// Worker `i` sends to worker `i` when both stages have the same parallelism; otherwise
+    /// batches go round-robin, as with [`Partition::Rebalance`].
+    Forward,
+    /// Whole batches go round-robin to the downstream workers.
+    Rebalance,
+    /// Each record goes to the worker owning its key's key group.
+    Hash,
+    /// Every batch goes to every downstream worker.
+    Broadcast,
+}
+
+impl std::fmt::Display for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Partition::Forward => "forward",
+            Partition::Rebalance => "rebalance",
+            Partition::Hash => "hash",
+            Partition::Broadcast => "broadcast",
+        })
+    }
+}
+
+/// The 64-bit hash the engine uses to place a key (FxHash, then a murmur3 finaliser so every bit
+/// of the result depends on every bit of the key).
+///
+/// ```
+/// use rheo_engine::partition::{key_group, key_hash};
+/// let g = key_group(key_hash(&"apple"), 256);
+/// assert!(g < 256);
+/// assert_eq!(g, key_group(key_hash(&"apple"), 256));
+/// ```
+pub fn key_hash<K: Hash + ?Sized>(key: &K) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    key.hash(&mut h);
+    let mut x = h.finish();
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+/// The key group (in `0..groups`) of a key with hash `hash`.
+#[inline]
+pub fn key_group(hash: u64, groups: u16) -> u16 {
+    (((hash >> 32) * groups as u64) >> 32) as u16
+}
+
+/// The worker (of `parallelism`) that owns key group `group` (of `groups`).
+#[inline]
+pub fn worker_for_key_group(group: u16, groups: u16, parallelism: usize) -> usize {
+    group as usize * parallelism / groups as usize
+}
+
+/// The contiguous key groups owned by worker `worker` of `parallelism`.
+///
+/// The ranges of all workers partition `0..groups`; worker `i` owns exactly the groups `g` with
+/// `worker_for_key_group(g, groups, parallelism) == i`.
+pub fn key_group_range(worker: usize, parallelism: usize, groups: u16) -> Range<u16> {
+    let g = groups as usize;
+    let start = (worker * g).div_ceil(parallelism);
+    let end = ((worker + 1) * g).div_ceil(parallelism);
+    start as u16..end as u16
+}
+
+/// The sending half of one edge, owned by one upstream worker: it batches records per target
+/// and sends full batches, blocking on a full channel.
+pub(crate) trait EdgeWriter<T>: Send {
+    /// Routes all of `records` (leaving it empty); `now` is the job clock in ns.
+    fn write(
+        &mut self,
+        records: &mut Vec<T>,
+        stamp: Stamp,
+        now: u64,
+        io: &mut IoCx,
+    ) -> Result<(), Stopped>;
+    /// Routes clones of `records` (for fan-out to several edges).
+    fn write_cloned(
+        &mut self,
+        records: &[T],
+        stamp: Stamp,
+        now: u64,
+        io: &mut IoCx,
+    ) -> Result<(), Stopped>;
+    /// Sends every partial batch.
+    fn flush(&mut self, io: &mut IoCx) -> Result<(), Stopped>;
+    /// Job-clock time at which the oldest pending record arrived, if any is pending.
+    fn pending_since(&self) -> Option<u64>;
+    /// Records held in partial batches.
+    fn pending_records(&self) -> u64;
+    /// Flushes, then sends `marker` to every target.
+    fn marker(&mut self, marker: Marker, io: &mut IoCx) -> Result<(), Stopped>;
+}
+
+/// The channels of one edge as seen from one upstream worker.
+struct Targets<I> {
+    txs: Vec<Sender<Message<I>>>,
+    from: u32,
+    batch_size: usize,
+}
+
+impl<I> Targets<I> {
+    fn send(
+        &self,
+        target: usize,
+        buf: &mut Vec<I>,
+        stamp: &mut Stamp,
+        io: &mut IoCx,
+    ) -> Result<(), Stopped> {
+        let records = std::mem::replace(buf, Vec::with_capacity(self.batch_size));
+        let stamp = std::mem::replace(stamp, Stamp::EMPTY);
+        io.send(&self.txs[target], Message::Data { records, stamp })
+    }
+
+    fn marker_all(&self, marker: Marker, io: &mut IoCx) -> Result<(), Stopped> {
+        for tx in &self.txs {
+            io.send(tx, marker.message(self.from))?;
+        }
+        Ok(())
+    }
+}
+
+/// Forward (one target) and rebalance (round-robin by batch).
+struct SingleWriter<T, I, C> {
+    targets: Targets<I>,
+    buf: Vec<I>,
+    stamp: Stamp,
+    since: Option<u64>,
+    next: usize,
+    round_robin: bool,
+    convert: C,
+    _t: PhantomData<fn(T)>,
+}
+
+impl<T, I, C: Fn(T) -> I> SingleWriter<T, I, C> {
+    fn send_buf(&mut self, io: &mut IoCx) -> Result<(), Stopped> {
+        let target = self.next;
+        if self.round_robin {
+            self.next = (self.next + 1) % self.targets.txs.len();
+        }
+        self.since = None;
+        self.targets
+            .send(target, &mut self.buf, &mut self.stamp, io)
+    }
+
+    fn push_all(
+        &mut self,
+        records: impl Iterator<Item = T>,
+        stamp: Stamp,
+        now: u64,
+        io: &mut IoCx,
+    ) -> Result<(), Stopped> {
+        let batch = self.targets.batch_size;
+        for rec in records {
+            if self.buf.is_empty() {
+                self.since.get_or_insert(now);
+            }
+            self.buf.push((self.convert)(rec));
+            if self.buf.len() >= batch {
+                self.stamp.merge(stamp);
+                self.send_buf(io)?;
+            }
+        }
+        if !self.buf.is_empty() {
+            self.stamp.merge(stamp);
+        }
+        Ok(())
+    }
+}
+
+impl<T: Clone + Send, I: Send, C: Fn(T) -> I + Send> EdgeWriter<T> for SingleWriter<T, I, C> {
+    fn write(
+        &mut self,
+        records: &mut Vec<T>,
+        stamp: Stamp,
+        now: u64,
+        io: &mut IoCx,
+    ) -> Result<(), Stopped> {
+        self.push_all(records.drain(..), stamp, now, io)
+    }
+
+    fn write_cloned(
+        &mut self,
+        records: &[T],
+        stamp: Stamp,
+        now: u64,
+        io: &mut IoCx,
+    ) -> Result<(), Stopped> {
+        self.push_all(records.iter().cloned(), stamp, now, io)
+    }
+
+    fn flush(&mut self, io: &mut IoCx) -> Result<(), Stopped> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.send_buf(io)
+    }
+
+    fn pending_since(&self) -> Option<u64> {
+        self.since
+    }
+
+    fn pending_records(&self) -> u64 {
+        self.buf.len() as u64
+    }
+
+    fn marker(&mut self, marker: Marker, io: &mut IoCx) -> Result<(), Stopped> {
+        self.flush(io)?;
+        self.targets.marker_all(marker, io)
+    }
+}
+
+/// Every batch to every target.
+struct BroadcastWriter<T, I, C> {
+    targets: Targets<I>,
+    buf: Vec<I>,
+    stamp: Stamp,
+    since: Option<u64>,
+    convert: C,
+    _t: PhantomData<fn(T)>,
+}
+
+impl<T, I: Clone, C: Fn(T) -> I> BroadcastWriter<T, I, C> {
+    fn send_buf(&mut self, io: &mut IoCx) -> Result<(), Stopped> {
+        self.since = None;
+        let n = self.targets.txs.len();
+        for target in 0..n.saturating_sub(1) {
+            let mut copy = self.buf.clone();
+            let mut stamp = self.stamp;
+            self.targets.send(target, &mut copy, &mut stamp, io)?;
+        }
+        self.targets.send(n - 1, &mut self.buf, &mut self.stamp, io)
+    }
+
+    fn push_all(
+        &mut self,
+        records: impl Iterator<Item = T>,
+        stamp: Stamp,
+        now: u64,
+        io: &mut IoCx,
+    ) -> Result<(), Stopped> {
+        for rec in records {
+            if self.buf.is_empty() {
+                self.since.get_or_insert(now);
+            }
+            self.buf.push((self.convert)(rec));
+            if self.buf.len() >= self.targets.batch_size {
+                self.stamp.merge(stamp);
+                self.send_buf(io)?;
+            }
+        }
+        if !self.buf.is_empty() {
+            self.stamp.merge(stamp);
+        }
+        Ok(())
+    }
+}
+
+impl<T: Clone + Send, I: Clone + Send, C: Fn(T) -> I + Send> EdgeWriter<T>
+    for BroadcastWriter<T, I, C>
+{
+    fn write(
+        &mut self,
+        records: &mut Vec<T>,
+        stamp: Stamp,
+        now: u64,
+        io: &mut IoCx,
+    ) -> Result<(), Stopped> {
+        self.push_all(records.drain(..), stamp, now, io)
+    }
+
+    fn write_cloned(
+        &mut self,
+        records: &[T],
+        stamp: Stamp,
+        now: u64,
+        io: &mut IoCx,
+    ) -> Result<(), Stopped> {
+        self.push_all(records.iter().cloned(), stamp, now, io)
+    }
+
+    fn flush(&mut self, io: &mut IoCx) -> Result<(), Stopped> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.send_buf(io)
+    }
+
+    fn pending_since(&self) -> Option<u64> {
+        self.since
+    }
+
+    fn pending_records(&self) -> u64 {
+        self.buf.len() as u64
+    }
+
+    fn marker(&mut self, marker: Marker, io: &mut IoCx) -> Result<(), Stopped> {
+        self.flush(io)?;
+        self.targets.marker_all(marker, io)
+    }
+}
+
+/// Each record to the owner of its key group; one partial batch per target.
+struct HashWriter<T, I, C, H> {
+    targets: Targets<I>,
+    bufs: Vec<Vec<I>>,
+    stamps: Vec<Stamp>,
+    pending: usize,
+    since: Option<u64>,
+    groups: u16,
+    convert: C,
+    hash: H,
+    _t: PhantomData<fn(T)>,
+}
+
+impl<T, I, C: Fn(T) -> I, H: Fn(&T) -> u64> HashWriter<T, I, C, H> {
+    fn push_all(
+        &mut self,
+        records: impl Iterator<Item = T>,
+        stamp: Stamp,
+        now: u64,
+        io: &mut IoCx,
+    ) -> Result<(), Stopped> {
+        let p = self.bufs.len();
+        let batch = self.targets.batch_size;
+        for rec in records {
+            let group = key_group((self.hash)(&rec), self.groups);
+            let target = worker_for_key_group(group, self.groups, p);
+            if self.pending == 0 {
+                self.since.get_or_insert(now);
+            }
+            let buf = &mut self.bufs[target];
+            buf.push((self.convert)(rec));
+            self.stamps[target].merge(stamp);
+            self.pending += 1;
+            if buf.len() >= batch {
+                self.pending -= buf.len();
+                if self.pending == 0 {
+                    self.since = None;
+                }
+                self.targets
+                    .send(target, buf, &mut self.stamps[target], io)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<T: Clone + Send, I: Send, C: Fn(T) -> I + Send, H: Fn(&T) -> u64 + Send> EdgeWriter<T>
+    for HashWriter<T, I, C, H>
+{
+    fn write(
+        &mut self,
+        records: &mut Vec<T>,
+        stamp: Stamp,
+        now: u64,
+        io: &mut IoCx,
+    ) -> Result<(), Stopped> {
+        self.push_all(records.drain(..), stamp, now, io)
+    }
+
+    fn write_cloned(
+        &mut self,
+        records: &[T],
+        stamp: Stamp,
+        now: u64,
+        io: &mut IoCx,
+    ) -> Result<(), Stopped> {
+        self.push_all(records.iter().cloned(), stamp, now, io)
+    }
+
+    fn flush(&mut self, io: &mut IoCx) -> Result<(), Stopped> {
+        for target in 0..self.bufs.len() {
+            if !self.bufs[target].is_empty() {
+                self.pending -= self.bufs[target].len();
+                self.targets
+                    .send(target, &mut self.bufs[target], &mut self.stamps[target], io)?;
+            }
+        }
+        self.since = None;
+        Ok(())
+    }
+
+    fn pending_since(&self) -> Option<u64> {
+        self.since
+    }
+
+    fn pending_records(&self) -> u64 {
+        self.pending as u64
+    }
+
+    fn marker(&mut self, marker: Marker, io: &mut IoCx) -> Result<(), Stopped> {
+        self.flush(io)?;
+        self.targets.marker_all(marker, io)
+    }
+}
+
+/// Builds the writer of upstream worker `from` (of `p_from`) for an edge with `partition`.
+pub(crate) fn make_writer<T, I, C, H>(
+    partition: Partition,
+    txs: Vec<Sender<Message<I>>>,
+    from: usize,
+    p_from: usize,
+    batch_size: usize,
+    groups: u16,
+    convert: C,
+    hash: Option<H>,
+) -> Box<dyn EdgeWriter<T>>
+where
+    T: Clone + Send + 'static,
+    I: Clone + Send + 'static,
+    C: Fn(T) -> I + Send + 'static,
+    H: Fn(&T) -> u64 + Send + 'static,
+{
+    let p_to = txs.len();
+    let targets = Targets {
+        txs,
+        from: from as u32,
+        batch_size,
+    };
+    match (partition, hash) {
+        (Partition::Hash, Some(hash)) => Box::new(HashWriter {
+            bufs: (0..p_to).map(|_| Vec::with_capacity(batch_size)).collect(),
+            stamps: vec![Stamp::EMPTY; p_to],
+            targets,
+            pending: 0,
+            since: None,
+            groups,
+            convert,
+            hash,
+            _t: PhantomData,
+        }),
+        (Partition::Broadcast, _) if p_to > 1 => Box::new(BroadcastWriter {
+            targets,
+            buf: Vec::with_capacity(batch_size),
+            stamp: Stamp::EMPTY,
+            since: None,
+            convert,
+            _t: PhantomData,
+        }),
+        _ => {
+            let forward = partition == Partition::Forward && p_from == p_to;
+            Box::new(SingleWriter {
+                targets,
+                buf: Vec::with_capacity(batch_size),
+                stamp: Stamp::EMPTY,
+                since: None,
+                // Different upstream workers start at different targets, so round-robin
+                // spreads load even when each sends only a few batches.
+                next: from % p_to,
+                round_robin: !forward && p_to > 1,
+                convert,
+                _t: PhantomData,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    #[test]
+    fn ranges_cover_all_groups_once_and_agree_with_lookup() {
+        for groups in [1u16, 7, 128, 256] {
+            for p in 1..=groups.min(40) as usize {
+                let mut next = 0u16;
+                for w in 0..p {
+                    let r = key_group_range(w, p, groups);
+                    assert_eq!(r.start, next);
+                    for g in r.clone() {
+                        assert_eq!(worker_for_key_group(g, groups, p), w);
+                    }
+                    next = r.end;
+                }
+                assert_eq!(next, groups);
+            }
+        }
+    }
+
+    #[test]
+    fn key_groups_spread_keys_evenly() {
+        let mut counts = [0u32; 16];
+        for k in 0..16_000u64 {
+            counts[key_group(key_hash(&k), 16) as usize] += 1;
+        }
+        for c in counts {
+            assert!((800..1200).contains(&c), "uneven spread: {counts:?}");
+        }
+    }
+
+    fn drain_all(rxs: &[crossbeam_channel::Receiver<Message<u64>>]) -> Vec<Vec<u64>> {
+        rxs.iter()
+            .map(|rx| {
+                let mut out = vec![];
+                while let Ok(m) = rx.try_recv() {
+                    if let Message::Data { records, .. } = m {
+                        out.extend(records);
+                    }
+                }
+                out
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hash_writer_sends_each_key_to_its_owner() {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| crossbeam_channel::bounded(100)).unzip();
+        let mut w = make_writer(
+            Partition::Hash,
+            txs,
+            0,
+            1,
+            4,
+            64,
+            |x: u64| x,
+            Some(|x: &u64| key_hash(x)),
+        );
+        let abort = AtomicBool::new(false);
+        let mut io = IoCx {
+            abort: &abort,
+            timing: false,
+            blocked_ns: 0,
+        };
+        let mut recs: Vec<u64> = (0..100).collect();
+        w.write(&mut recs, Stamp::at(5), 0, &mut io).unwrap();
+        assert!(w.pending_records() > 0);
+        w.marker(Marker::End, &mut io).unwrap();
+        assert_eq!(w.pending_records(), 0);
+        let got = drain_all(&rxs);
+        assert_eq!(got.iter().map(Vec::len).sum::<usize>(), 100);
+        for (target, keys) in got.iter().enumerate() {
+            for k in keys {
+                assert_eq!(
+                    worker_for_key_group(key_group(key_hash(k), 64), 64, 3),
+                    target
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rebalance_rotates_batches_and_broadcast_copies() {
+        let abort = AtomicBool::new(false);
+        let mut io = IoCx {
+            abort: &abort,
+            timing: false,
+            blocked_ns: 0,
+        };
+        let none: Option<fn(&u64) -> u64> = None;
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..2).map(|_| crossbeam_channel::bounded(100)).unzip();
+        let mut w = make_writer(Partition::Rebalance, txs, 0, 1, 2, 1, |x: u64| x, none);
+        w.write(&mut (0..8).collect(), Stamp::EMPTY, 0, &mut io)
+            .unwrap();
+        assert_eq!(drain_all(&rxs), vec![vec![0, 1, 4, 5], vec![2, 3, 6, 7]]);
+
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| crossbeam_channel::bounded(100)).unzip();
+        let mut w = make_writer(Partition::Broadcast, txs, 0, 1, 2, 1, |x: u64| x, none);
+        w.write(&mut vec![1, 2, 3], Stamp::EMPTY, 0, &mut io)
+            .unwrap();
+        w.flush(&mut io).unwrap();
+        assert_eq!(drain_all(&rxs), vec![vec![1, 2, 3]; 3]);
+    }
+
+    #[test]
+    fn forward_with_equal_parallelism_keeps_worker_pairs() {
+        let abort = AtomicBool::new(false);
+        let mut io = IoCx {
+            abort: &abort,
+            timing: false,
+            blocked_ns: 0,
+        };
+        let none: Option<fn(&u64) -> u64> = None;
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| crossbeam_channel::bounded(100)).unzip();
+        let mut w = make_writer(Partition::Forward, txs, 2, 3, 2, 1, |x: u64| x, none);
+        w.write(&mut (0..5).collect(), Stamp::EMPTY, 0, &mut io)
+            .unwrap();
+        assert_eq!(w.pending_since(), Some(0));
+        w.flush(&mut io).unwrap();
+        assert_eq!(drain_all(&rxs), vec![vec![], vec![], vec![0, 1, 2, 3, 4]]);
+    }
+}

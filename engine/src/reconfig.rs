@@ -1,0 +1,257 @@
+//! Live reconfiguration through an in-process barrier.
+//!
+//! 1. The controller tells every source worker to inject `Barrier(n)` into each output channel
+//!    (after its pending records) and pause.
+//! 2. An operator worker that has received the barrier from every upstream worker of every
+//!    input (alignment) runs its operator's barrier hook, flushes its partial batches, forwards
+//!    the barrier, hands its stage state and watermark back to the controller and exits. Since
+//!    sources pause behind their barriers, nothing follows a barrier on any channel: alignment
+//!    never has to hold back input.
+//! 3. When every worker has retired (the **drain**), the controller regroups each keyed stage's
+//!    state by key group for its new parallelism, builds new channels with the new capacities
+//!    and batch sizes, and starts the new generation's workers.
+//! 4. Sources resume on the new channels. The **pause** runs from barrier injection to resume.
+//!
+//! Every record is processed exactly once: the barrier separates what the old generation
+//! processed (all of it, drained) from what the new one will. Per-key order holds where a key's
+//! records flow through a single channel per generation (hash edges from an order-preserving
+//! upstream), since generations do not overlap.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::channel::{POLL, Timestamp};
+use crate::config::JobConfig;
+use crate::error::ReconfigError;
+use crate::graph::{AnyBox, Runner, StateMoves};
+use crate::metrics::ReconfigSummary;
+use crate::pipeline::merge_config;
+use crate::runtime::Controller;
+use crate::worker::{SourceCommand, WorkerEvent};
+
+/// What a reconfiguration did and how long the job paused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReconfigReport {
+    /// The generation it started (unchanged when nothing changed).
+    pub generation: u64,
+    /// False when the requested configuration equals the current one (no barrier was run).
+    pub changed: bool,
+    /// Barrier injection to source resume.
+    pub pause: Duration,
+    /// Barrier injection to the last worker drained.
+    pub drain: Duration,
+    /// Batches (and markers) queued in channels when the barrier was injected.
+    pub queued_batches_at_barrier: usize,
+    /// Sources that had run out of input when the barrier was injected.
+    pub sources_exhausted: usize,
+    /// Stages whose parallelism changed, as `(stage, old, new)`.
+    pub parallelism_changes: Vec<(String, usize, usize)>,
+    /// Edges whose capacity or batch size changed.
+    pub edges_changed: Vec<String>,
+    /// Per keyed stage whose state moved: `(stage, key groups moved, keys moved)`.
+    pub state_moves: Vec<(String, u64, u64)>,
+}
+
+impl ReconfigReport {
+    /// Key groups that changed worker, over all stages.
+    pub fn key_groups_moved(&self) -> u64 {
+        self.state_moves.iter().map(|m| m.1).sum()
+    }
+
+    /// Keys that changed worker, over all stages.
+    pub fn keys_moved(&self) -> u64 {
+        self.state_moves.iter().map(|m| m.2).sum()
+    }
+}
+
+impl Controller {
+    /// Applies `requested` through the barrier protocol.
+    pub(crate) fn reconfigure(
+        &mut self,
+        requested: JobConfig,
+    ) -> Result<ReconfigReport, ReconfigError> {
+        if !self.is_running() {
+            return Err(ReconfigError::JobNotRunning);
+        }
+        let new = merge_config(
+            &self.pipeline.stages,
+            &self.pipeline.edges,
+            &self.config,
+            &requested,
+        )?;
+        let parallelism_changes: Vec<(String, usize, usize)> = new
+            .stages
+            .iter()
+            .filter_map(|(name, s)| {
+                let old = self.config.parallelism(name)?;
+                (old != s.parallelism).then(|| (name.clone(), old, s.parallelism))
+            })
+            .collect();
+        let edges_changed: Vec<String> = new
+            .edges
+            .iter()
+            .filter(|(name, e)| self.config.edges.get(*name) != Some(*e))
+            .map(|(name, _)| name.clone())
+            .collect();
+        if parallelism_changes.is_empty() && edges_changed.is_empty() {
+            return Ok(ReconfigReport {
+                generation: self.generation,
+                changed: false,
+                pause: Duration::ZERO,
+                drain: Duration::ZERO,
+                queued_batches_at_barrier: 0,
+                sources_exhausted: self.exhausted,
+                parallelism_changes,
+                edges_changed,
+                state_moves: Vec::new(),
+            });
+        }
+
+        // 1. Inject the barrier.
+        let started = Instant::now();
+        let queued = self.collector.queued_messages();
+        let sources_exhausted = self.exhausted;
+        let id = self.generation + 1;
+        self.tell_sources(|_, _| SourceCommand::Barrier(id));
+
+        // 2. Wait for every source to pause and every operator worker to retire.
+        let n_stages = self.pipeline.stages.len();
+        let mut states: Vec<Vec<Option<AnyBox>>> = (0..n_stages)
+            .map(|s| {
+                let p = self
+                    .config
+                    .parallelism(&self.pipeline.stages[s].name)
+                    .unwrap_or(0);
+                (0..p).map(|_| None).collect()
+            })
+            .collect();
+        let mut watermarks: Vec<Option<Timestamp>> = vec![None; n_stages];
+        let mut paused = 0;
+        let mut retired = 0;
+        let expected_retired = self.live_operators;
+        while paused < self.source_workers() || retired < expected_retired {
+            if self.env.abort.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(ReconfigError::JobNotRunning);
+            }
+            match self.events.recv_timeout(POLL) {
+                Ok(WorkerEvent::Paused { .. }) => paused += 1,
+                Ok(WorkerEvent::Retired {
+                    stage,
+                    worker,
+                    state,
+                    watermark,
+                }) => {
+                    if let Some(slot) = states.get_mut(stage).and_then(|s| s.get_mut(worker)) {
+                        *slot = Some(state);
+                    }
+                    let w = &mut watermarks[stage];
+                    *w = Some(w.map_or(watermark, |x: Timestamp| x.min(watermark)));
+                    retired += 1;
+                    self.live_operators -= 1;
+                }
+                Ok(WorkerEvent::Exhausted { .. }) => self.exhausted += 1,
+                Ok(WorkerEvent::Failed {
+                    stage,
+                    worker,
+                    message,
+                }) => {
+                    self.worker_ended(stage);
+                    let text = format!(
+                        "stage `{}` worker {worker}: {message}",
+                        self.pipeline.stages[stage].name
+                    );
+                    self.fail(stage, worker, message);
+                    return Err(ReconfigError::JobFailed(text));
+                }
+                Ok(WorkerEvent::Aborted { stage, .. })
+                | Ok(WorkerEvent::Finished { stage, .. }) => {
+                    self.worker_ended(stage);
+                }
+                Err(_) => {}
+            }
+        }
+        let drain = started.elapsed();
+
+        // 3. Regroup state for the new parallelism and start the next generation.
+        let mut new_states: Vec<Vec<AnyBox>> = Vec::with_capacity(n_stages);
+        let mut state_moves = Vec::new();
+        for (s, stage_states) in states.into_iter().enumerate() {
+            let node = &self.pipeline.stages[s];
+            let Runner::Operator(runner) = &node.runner else {
+                new_states.push(Vec::new());
+                continue;
+            };
+            let old: Option<Vec<AnyBox>> = stage_states.into_iter().collect();
+            let new_p = new.parallelism(&node.name).unwrap_or(node.parallelism);
+            let regrouped = old.and_then(|old| runner.redistribute(old, node.key_groups, new_p));
+            let name = node.name.to_string();
+            let Some((regrouped, moves)) = regrouped else {
+                self.fail(
+                    s,
+                    0,
+                    "internal error: stage state missing at a barrier".into(),
+                );
+                return Err(ReconfigError::JobFailed(format!(
+                    "stage `{name}`: state missing at the barrier"
+                )));
+            };
+            if moves != StateMoves::default() {
+                state_moves.push((name, moves.key_groups, moves.keys));
+            }
+            new_states.push(regrouped);
+            if let Some(w) = watermarks[s] {
+                self.watermarks[s] = self.watermarks[s].max(w);
+            }
+        }
+        self.config = new;
+        self.generation = id;
+        let outputs = match self.spawn_generation(new_states) {
+            Ok(outputs) => outputs,
+            Err(e) => {
+                let text = e.to_string();
+                self.failure.get_or_insert(e);
+                self.abort();
+                return Err(ReconfigError::JobFailed(text));
+            }
+        };
+
+        // 4. Resume the sources on the new channels.
+        let mut outputs: Vec<std::vec::IntoIter<Vec<AnyBox>>> =
+            outputs.into_iter().map(Vec::into_iter).collect();
+        let source_stages: Vec<usize> = (0..n_stages)
+            .filter(|&s| matches!(self.pipeline.stages[s].runner, Runner::Source(_)))
+            .collect();
+        let chunks: Vec<usize> = source_stages.iter().map(|&s| self.chunk(s)).collect();
+        self.tell_sources(|stage, _| {
+            let k = source_stages.iter().position(|&s| s == stage).unwrap_or(0);
+            SourceCommand::Resume {
+                outputs: outputs
+                    .get_mut(k)
+                    .and_then(Iterator::next)
+                    .unwrap_or_default(),
+                chunk: chunks.get(k).copied().unwrap_or(1),
+                generation: id,
+            }
+        });
+        let pause = started.elapsed();
+        self.last_reconfiguration = Some(ReconfigSummary {
+            generation: id,
+            pause_ms: pause.as_secs_f64() * 1e3,
+            drain_ms: drain.as_secs_f64() * 1e3,
+        });
+        let report = ReconfigReport {
+            generation: id,
+            changed: true,
+            pause,
+            drain,
+            queued_batches_at_barrier: queued,
+            sources_exhausted,
+            parallelism_changes,
+            edges_changed,
+            state_moves,
+        };
+        self.reconfigurations.push(report.clone());
+        Ok(report)
+    }
+}

@@ -7,7 +7,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{
+    Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError, TrySendError,
+};
 
 /// Event time, in the units the pipeline's timestamps use (milliseconds by convention).
 pub type Timestamp = u64;
@@ -120,8 +122,13 @@ pub(crate) enum Received<T> {
 }
 
 /// Waits up to `wait` for a message on any of `inputs` (one receiver per input edge).
+///
+/// An input whose senders are all gone and which is empty is marked in `closed` and skipped:
+/// with several inputs, one upstream stage may retire (having sent its barrier) while another
+/// still has messages queued.
 pub(crate) fn receive<T>(
     inputs: &[Receiver<Message<T>>],
+    closed: &mut [bool],
     wait: Duration,
     abort: &AtomicBool,
 ) -> Received<T> {
@@ -141,23 +148,35 @@ pub(crate) fn receive<T>(
         many => {
             // Fast path: take whatever is ready without building a selector.
             for (i, rx) in many.iter().enumerate() {
-                if let Ok(msg) = rx.try_recv() {
-                    return Received::Message(i, msg);
+                if closed[i] {
+                    continue;
+                }
+                match rx.try_recv() {
+                    Ok(msg) => return Received::Message(i, msg),
+                    Err(TryRecvError::Disconnected) => closed[i] = true,
+                    Err(TryRecvError::Empty) => {}
                 }
             }
-            let mut select = crossbeam_channel::Select::new();
-            for rx in many {
-                select.recv(rx);
-            }
-            match select.select_timeout(wait) {
-                Ok(op) => {
-                    let i = op.index();
-                    match op.recv(&many[i]) {
-                        Ok(msg) => Received::Message(i, msg),
-                        Err(_) => Received::Stopped,
+            let deadline = std::time::Instant::now() + wait;
+            loop {
+                let open: Vec<usize> = (0..many.len()).filter(|&i| !closed[i]).collect();
+                if open.is_empty() {
+                    return Received::Stopped;
+                }
+                let mut select = crossbeam_channel::Select::new();
+                for &i in &open {
+                    select.recv(&many[i]);
+                }
+                match select.select_deadline(deadline) {
+                    Ok(op) => {
+                        let i = open[op.index()];
+                        match op.recv(&many[i]) {
+                            Ok(msg) => return Received::Message(i, msg),
+                            Err(_) => closed[i] = true,
+                        }
                     }
+                    Err(_) => return Received::Timeout,
                 }
-                Err(_) => Received::Timeout,
             }
         }
     }
@@ -222,14 +241,40 @@ mod tests {
         let (_tx2, rx2) = crossbeam_channel::bounded::<Message<u32>>(4);
         let abort = AtomicBool::new(false);
         tx1.send(Message::End { from: 3 }).unwrap();
-        match receive(&[rx2.clone(), rx1.clone()], POLL, &abort) {
+        let mut closed = [false; 2];
+        match receive(&[rx2.clone(), rx1.clone()], &mut closed, POLL, &abort) {
             Received::Message(1, Message::End { from: 3 }) => {}
             _ => panic!("expected the end marker from input 1"),
         }
         assert!(matches!(
-            receive(&[rx2, rx1], Duration::from_millis(1), &abort),
+            receive(
+                &[rx2.clone(), rx1.clone()],
+                &mut closed,
+                Duration::from_millis(1),
+                &abort
+            ),
             Received::Timeout
         ));
+    }
+
+    #[test]
+    fn a_closed_input_does_not_hide_the_others() {
+        let (tx1, rx1) = crossbeam_channel::bounded::<Message<u32>>(4);
+        let (tx2, rx2) = crossbeam_channel::bounded::<Message<u32>>(4);
+        let abort = AtomicBool::new(false);
+        drop(tx1);
+        tx2.send(Message::End { from: 1 }).unwrap();
+        let mut closed = [false; 2];
+        for _ in 0..20 {
+            // The first input is disconnected; the second still has its marker.
+            match receive(&[rx1.clone(), rx2.clone()], &mut closed, POLL, &abort) {
+                Received::Message(1, Message::End { from: 1 }) => {
+                    tx2.send(Message::End { from: 1 }).unwrap();
+                }
+                _ => panic!("lost the second input's message"),
+            }
+        }
+        assert!(closed[0]);
     }
 
     #[test]

@@ -114,6 +114,20 @@ impl<K: Hash + Eq, V> KeyedState<K, V> {
         }
     }
 
+    /// The value of `key`, inserting `init(&key)` first if the key is new.
+    #[inline]
+    pub fn get_or_insert_with_key(&mut self, key: K, init: impl FnOnce(&K) -> V) -> &mut V {
+        let slot = self.slot(&key);
+        match self.groups[slot].entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                self.len += 1;
+                let value = init(e.key());
+                e.insert(value)
+            }
+        }
+    }
+
     /// Sets the value of `key`, returning the previous one.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         let slot = self.slot(&key);

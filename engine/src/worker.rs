@@ -321,10 +321,11 @@ where
         };
     }
 
+    let mut closed = vec![false; inputs.len()];
     let mut t_wait = env.now();
     loop {
         let wait = wait_for(&outputs, t_wait, flush_ns);
-        let received = receive(&inputs, wait, &env.abort);
+        let received = receive(&inputs, &mut closed, wait, &env.abort);
         let t_got = env.now();
         if timing {
             local.idle_ns += t_got - t_wait;

@@ -1,0 +1,57 @@
+//! `filter`: keeps the records a predicate accepts.
+
+use std::sync::Arc;
+
+use rheo_engine::Stream;
+use rheo_engine::operator::{Context, Data, Operator};
+
+/// Drops records.
+pub trait Filter<T> {
+    /// Adds a stage keeping the records for which `keep` returns true.
+    ///
+    /// ```
+    /// use rheo_engine::{JobOptions, PipelineBuilder};
+    /// use rheo_operators::prelude::*;
+    ///
+    /// let builder = PipelineBuilder::new();
+    /// let out = builder
+    ///     .source("numbers", IterSource::new(1..=6u64))
+    ///     .filter("even", |x: &u64| x % 2 == 0)
+    ///     .collect("out");
+    /// builder.build()?.run(JobOptions::default())?;
+    /// assert_eq!(out.take(), vec![2, 4, 6]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn filter<F>(&self, name: &str, keep: F) -> Stream<T>
+    where
+        F: Fn(&T) -> bool + Send + Sync + 'static;
+}
+
+impl<T: Data> Filter<T> for Stream<T> {
+    fn filter<F>(&self, name: &str, keep: F) -> Stream<T>
+    where
+        F: Fn(&T) -> bool + Send + Sync + 'static,
+    {
+        let keep = Arc::new(keep);
+        self.unary(name, move |_| FilterOperator { keep: keep.clone() })
+    }
+}
+
+/// The operator behind [`Filter::filter`].
+pub struct FilterOperator<F> {
+    keep: Arc<F>,
+}
+
+impl<T: Data, F: Fn(&T) -> bool + Send + Sync + 'static> Operator for FilterOperator<F> {
+    type In = T;
+    type Out = T;
+    type State = ();
+
+    fn on_batch(&mut self, batch: &mut Vec<T>, cx: &mut Context<'_, T, ()>) {
+        for x in batch.drain(..) {
+            if (self.keep)(&x) {
+                cx.emit(x);
+            }
+        }
+    }
+}

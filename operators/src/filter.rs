@@ -1,5 +1,6 @@
 //! `filter`: keeps the records a predicate accepts.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use rheo_engine::Stream;
@@ -33,16 +34,20 @@ impl<T: Data> Filter<T> for Stream<T> {
         F: Fn(&T) -> bool + Send + Sync + 'static,
     {
         let keep = Arc::new(keep);
-        self.unary(name, move |_| FilterOperator { keep: keep.clone() })
+        self.unary(name, move |_| FilterOperator {
+            keep: keep.clone(),
+            _t: PhantomData,
+        })
     }
 }
 
 /// The operator behind [`Filter::filter`].
-pub struct FilterOperator<F> {
+pub struct FilterOperator<T, F> {
     keep: Arc<F>,
+    _t: PhantomData<fn(T)>,
 }
 
-impl<T: Data, F: Fn(&T) -> bool + Send + Sync + 'static> Operator for FilterOperator<F> {
+impl<T: Data, F: Fn(&T) -> bool + Send + Sync + 'static> Operator for FilterOperator<T, F> {
     type In = T;
     type Out = T;
     type State = ();

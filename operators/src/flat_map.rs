@@ -1,5 +1,6 @@
 //! `flat_map`: any number of output records per input record.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use rheo_engine::Stream;
@@ -38,18 +39,20 @@ impl<T: Data> FlatMap<T> for Stream<T> {
         self.unary(name, move |_| FlatMapOperator {
             f: f.clone(),
             buf: Vec::new(),
+            _t: PhantomData,
         })
     }
 }
 
 /// The operator behind [`FlatMap::flat_map`].
-pub struct FlatMapOperator<F, U> {
+pub struct FlatMapOperator<T, U, F> {
     f: Arc<F>,
     buf: Vec<U>,
+    _t: PhantomData<fn(T)>,
 }
 
 impl<T: Data, U: Data, F: Fn(T, &mut Vec<U>) + Send + Sync + 'static> Operator
-    for FlatMapOperator<F, U>
+    for FlatMapOperator<T, U, F>
 {
     type In = T;
     type Out = U;

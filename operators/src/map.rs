@@ -1,5 +1,6 @@
 //! `map`: one output record per input record.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use rheo_engine::Stream;
@@ -33,19 +34,20 @@ impl<T: Data> Map<T> for Stream<T> {
         F: Fn(T) -> U + Send + Sync + 'static,
     {
         let f = Arc::new(f);
-        self.unary(name, move |_| MapOperator { f: f.clone() })
+        self.unary(name, move |_| MapOperator {
+            f: f.clone(),
+            _t: PhantomData,
+        })
     }
 }
 
 /// The operator behind [`Map::map`].
-pub struct MapOperator<F> {
+pub struct MapOperator<T, U, F> {
     f: Arc<F>,
+    _t: PhantomData<fn(T) -> U>,
 }
 
-impl<T: Data, U: Data, F: Fn(T) -> U + Send + Sync + 'static> Operator for MapOperator<F>
-where
-    F: Fn(T) -> U,
-{
+impl<T: Data, U: Data, F: Fn(T) -> U + Send + Sync + 'static> Operator for MapOperator<T, U, F> {
     type In = T;
     type Out = U;
     type State = ();

@@ -1,6 +1,7 @@
 //! `reduce`: a running accumulator per key, kept in keyed state.
 
 use std::hash::Hash;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use rheo_engine::operator::{Context, Data, Operator};
@@ -53,18 +54,20 @@ where
             key: key.clone(),
             init: init.clone(),
             fold: fold.clone(),
+            _t: PhantomData,
         })
     }
 }
 
 /// The operator behind [`Reduce::reduce`].
-pub struct ReduceOperator<KF, I, F> {
+pub struct ReduceOperator<T, K, A, KF, I, F> {
     key: Arc<KF>,
     init: Arc<I>,
     fold: Arc<F>,
+    _t: PhantomData<fn(T, K) -> A>,
 }
 
-impl<T, K, A, KF, I, F> Operator for ReduceOperator<KF, I, F>
+impl<T, K, A, KF, I, F> Operator for ReduceOperator<T, K, A, KF, I, F>
 where
     T: Data,
     K: Hash + Eq + Send + 'static,

@@ -10,6 +10,9 @@ use parking_lot::Mutex;
 
 use super::latency::LatencyRecorder;
 
+/// `cpu_clock` before the worker bound its clock (thread CPU clock ids are negative on Linux).
+const NO_CLOCK: i64 = i64::MIN;
+
 /// Counters of one worker of one generation.
 #[derive(Debug, Default)]
 pub(crate) struct WorkerCounters {
@@ -62,7 +65,7 @@ impl WorkerCounters {
     pub fn new(sink: bool) -> WorkerCounters {
         WorkerCounters {
             latency: sink.then(|| Mutex::new(LatencyRecorder::new())),
-            cpu_clock: AtomicI64::new(-1),
+            cpu_clock: AtomicI64::new(NO_CLOCK),
             ..Default::default()
         }
     }
@@ -156,7 +159,7 @@ fn thread_cpu_clock_id() -> Option<i64> {
 
 #[cfg(target_os = "linux")]
 fn read_clock_ns(id: i64) -> Option<u64> {
-    if id < 0 {
+    if id == NO_CLOCK {
         return None;
     }
     let mut ts = libc::timespec {
@@ -205,6 +208,8 @@ mod tests {
     fn cpu_clock_of_another_thread_is_readable_and_frozen_at_exit() {
         let counters = std::sync::Arc::new(WorkerCounters::new(false));
         let c = counters.clone();
+        let (spun_tx, spun_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let handle = std::thread::spawn(move || {
             c.bind_cpu_clock();
             let start = own_thread_cpu_ns();
@@ -212,12 +217,19 @@ mod tests {
             while own_thread_cpu_ns() - start < 20_000_000 {
                 x = x.wrapping_add(1);
             }
+            spun_tx.send(()).unwrap();
+            done_rx.recv().unwrap();
             c.mark_exited();
             x
         });
+        spun_rx.recv().unwrap();
+        // Read from this thread while the worker is alive (and idle).
+        let live = counters.read(&CounterValues::default());
+        assert!(live.cpu_ns >= 20_000_000, "cpu {}", live.cpu_ns);
+        done_tx.send(()).unwrap();
         handle.join().unwrap();
-        let v = counters.read(&CounterValues::default());
-        assert!(v.cpu_ns >= 20_000_000, "cpu {}", v.cpu_ns);
+        let v = counters.read(&live);
+        assert!(v.cpu_ns >= live.cpu_ns);
         assert!(counters.exited());
     }
 

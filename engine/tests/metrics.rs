@@ -1,0 +1,138 @@
+//! Metrics as design.md §2 defines them: busy time and DS2 rates of a wait-bound stage,
+//! backlog and latency under overload, snapshots on the handle and as JSON lines.
+
+mod common;
+
+use std::time::Duration;
+
+use common::within;
+use rheo_engine::metrics::{StageKind, read_json_lines};
+use rheo_engine::operator::{Context, Operator};
+use rheo_engine::source::{RateProfile, RateSource};
+use rheo_engine::{JobOptions, PipelineBuilder};
+
+/// Sleeps `per_record` for every record (a wait-bound stage, like a call to a service).
+struct Slow {
+    per_record: Duration,
+}
+
+impl Operator for Slow {
+    type In = u64;
+    type Out = u64;
+    type State = ();
+    fn on_batch(&mut self, batch: &mut Vec<u64>, cx: &mut Context<'_, u64, ()>) {
+        std::thread::sleep(self.per_record * batch.len() as u32);
+        cx.emit_all(batch.drain(..));
+    }
+}
+
+#[test]
+fn a_wait_bound_stage_shows_its_busy_time_and_true_rate() {
+    within(Duration::from_secs(60), || {
+        let builder = PipelineBuilder::new().edge_defaults(64, 20);
+        let events = RateSource::new(
+            RateProfile::Constant { value: 2_000.0 },
+            |seq: u64, _: Duration| seq,
+        );
+        builder
+            .source("events", events)
+            .unary("slow", |_| Slow {
+                per_record: Duration::from_micros(100),
+            })
+            .sink_fn("out", |_: u64| {});
+        let dir = std::env::temp_dir().join(format!("rheo-metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("snapshots.jsonl");
+        let job = builder
+            .build()
+            .unwrap()
+            .start(
+                JobOptions::default()
+                    .epoch(Duration::from_millis(100))
+                    .metrics_jsonl(&log),
+            )
+            .unwrap();
+        let stream = job.snapshots();
+        let snapshots: Vec<_> = stream.take(8).collect();
+        job.abort();
+        job.join().unwrap();
+
+        // Epochs arrive in order, each carrying the configuration.
+        for pair in snapshots.windows(2) {
+            assert_eq!(pair[1].epoch, pair[0].epoch + 1);
+        }
+        let last = snapshots.last().unwrap();
+        assert_eq!(last.config.parallelism("slow"), Some(1));
+        let slow = last.stage("slow").unwrap();
+        assert_eq!(slow.kind, StageKind::Operator);
+        // 2000 records/s at ≥ 100 µs each: busy about 20% of the time, idle most of the rest.
+        assert!(slow.records_in > 0);
+        assert!((0.1..0.6).contains(&slow.busy_fraction), "{slow:?}");
+        assert!(slow.idle_fraction > 0.3, "{slow:?}");
+        // Sleeping only overshoots: the true rate is at most 10 000 records per busy second.
+        assert!(
+            slow.true_processing_rate <= 10_500.0 && slow.true_processing_rate > 3_000.0,
+            "{slow:?}"
+        );
+        // A sleeping stage burns little CPU.
+        assert!(slow.cpu_fraction < 0.2, "{slow:?}");
+        let source = &last.sources[0];
+        assert!(source.offered > 0 && source.backlog < 500, "{source:?}");
+        assert!(
+            last.latency.count > 0 && last.latency.p99_ms < 100.0,
+            "{:?}",
+            last.latency
+        );
+        assert!(last.edge("events->slow").is_some());
+
+        // The JSON lines log holds the same snapshots.
+        let logged = read_json_lines(&log).unwrap();
+        assert!(logged.len() >= snapshots.len());
+        assert_eq!(logged[0], *snapshots[0]);
+        std::fs::remove_dir_all(&dir).ok();
+    });
+}
+
+#[test]
+fn overload_builds_backlog_latency_and_backpressure() {
+    within(Duration::from_secs(60), || {
+        let builder = PipelineBuilder::new().edge_defaults(4, 10);
+        let events = RateSource::new(
+            RateProfile::Constant { value: 20_000.0 },
+            |seq: u64, _: Duration| seq,
+        );
+        builder
+            .source("events", events)
+            .unary("slow", |_| Slow {
+                per_record: Duration::from_micros(200),
+            })
+            .sink_fn("out", |_: u64| {});
+        let job = builder
+            .build()
+            .unwrap()
+            .start(JobOptions::default().epoch(Duration::from_millis(100)))
+            .unwrap();
+        let snapshots: Vec<_> = job.snapshots().take(6).collect();
+        job.abort();
+        job.join().unwrap();
+        let first = &snapshots[1];
+        let last = snapshots.last().unwrap();
+        // The stage can absorb at most 5 000/s of the 20 000/s offered: the backlog grows.
+        assert!(
+            last.backlog() > first.backlog(),
+            "{} vs {}",
+            last.backlog(),
+            first.backlog()
+        );
+        assert!(last.offered() > 2 * last.emitted());
+        // The slow stage is always busy; the source is blocked on its full output channel.
+        let slow = last.stage("slow").unwrap();
+        assert!(slow.busy_fraction > 0.8, "{slow:?}");
+        assert!(slow.input_occupancy > 0.5, "{slow:?}");
+        let source = last.stage("events").unwrap();
+        assert!(source.blocked_fraction > 0.5, "{source:?}");
+        // Latency from scheduled time includes the time spent in the backlog.
+        assert!(last.latency.p99_ms > first.latency.p50_ms);
+        assert!(last.latency.p99_ms > 100.0, "{:?}", last.latency);
+    });
+}

@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::channel::{Message, QueueProbe};
 use crate::metrics::StageKind;
 use crate::operator::{Data, Operator, WorkerInfo};
-use crate::partition::{EdgeWriter, Partition, key_group_range, make_writer};
+use crate::partition::{EdgeWriter, Partition, WriterSpec, key_group_range, make_writer};
 use crate::source::Source;
 use crate::state::StageState;
 use crate::worker::{SourceSetup, WorkerSetup, run_operator, run_source};
@@ -116,16 +116,15 @@ where
             .senders
             .downcast_ref::<Vec<Sender<Message<I>>>>()?
             .clone();
-        let writer: Box<dyn EdgeWriter<T>> = make_writer(
-            self.partition,
-            senders,
+        let spec = WriterSpec {
+            partition: self.partition,
             from,
             p_from,
             batch_size,
-            key_groups,
-            self.convert.clone(),
-            self.hash.clone(),
-        );
+            groups: key_groups,
+        };
+        let writer: Box<dyn EdgeWriter<T>> =
+            make_writer(spec, senders, self.convert.clone(), self.hash.clone());
         Some(Box::new(writer))
     }
 }

@@ -418,14 +418,21 @@ impl<T: Clone + Send, I: Send, C: Fn(T) -> I + Send, H: Fn(&T) -> u64 + Send> Ed
     }
 }
 
-/// Builds the writer of upstream worker `from` (of `p_from`) for an edge with `partition`.
+/// Where a writer sits: its edge's partitioning and batch size, its worker among `p_from`, and
+/// the key groups of the downstream stage.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriterSpec {
+    pub partition: Partition,
+    pub from: usize,
+    pub p_from: usize,
+    pub batch_size: usize,
+    pub groups: u16,
+}
+
+/// Builds the writer of one upstream worker for an edge to `txs`.
 pub(crate) fn make_writer<T, I, C, H>(
-    partition: Partition,
+    spec: WriterSpec,
     txs: Vec<Sender<Message<I>>>,
-    from: usize,
-    p_from: usize,
-    batch_size: usize,
-    groups: u16,
     convert: C,
     hash: Option<H>,
 ) -> Box<dyn EdgeWriter<T>>
@@ -435,6 +442,13 @@ where
     C: Fn(T) -> I + Send + 'static,
     H: Fn(&T) -> u64 + Send + 'static,
 {
+    let WriterSpec {
+        partition,
+        from,
+        p_from,
+        batch_size,
+        groups,
+    } = spec;
     let p_to = txs.len();
     let targets = Targets {
         txs,
@@ -484,6 +498,22 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicBool;
 
+    fn spec(
+        partition: Partition,
+        from: usize,
+        p_from: usize,
+        batch_size: usize,
+        groups: u16,
+    ) -> WriterSpec {
+        WriterSpec {
+            partition,
+            from,
+            p_from,
+            batch_size,
+            groups,
+        }
+    }
+
     #[test]
     fn ranges_cover_all_groups_once_and_agree_with_lookup() {
         for groups in [1u16, 7, 128, 256] {
@@ -531,12 +561,8 @@ mod tests {
     fn hash_writer_sends_each_key_to_its_owner() {
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| crossbeam_channel::bounded(100)).unzip();
         let mut w = make_writer(
-            Partition::Hash,
+            spec(Partition::Hash, 0, 1, 4, 64),
             txs,
-            0,
-            1,
-            4,
-            64,
             |x: u64| x,
             Some(|x: &u64| key_hash(x)),
         );
@@ -573,13 +599,23 @@ mod tests {
         };
         let none: Option<fn(&u64) -> u64> = None;
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..2).map(|_| crossbeam_channel::bounded(100)).unzip();
-        let mut w = make_writer(Partition::Rebalance, txs, 0, 1, 2, 1, |x: u64| x, none);
+        let mut w = make_writer(
+            spec(Partition::Rebalance, 0, 1, 2, 1),
+            txs,
+            |x: u64| x,
+            none,
+        );
         w.write(&mut (0..8).collect(), Stamp::EMPTY, 0, &mut io)
             .unwrap();
         assert_eq!(drain_all(&rxs), vec![vec![0, 1, 4, 5], vec![2, 3, 6, 7]]);
 
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| crossbeam_channel::bounded(100)).unzip();
-        let mut w = make_writer(Partition::Broadcast, txs, 0, 1, 2, 1, |x: u64| x, none);
+        let mut w = make_writer(
+            spec(Partition::Broadcast, 0, 1, 2, 1),
+            txs,
+            |x: u64| x,
+            none,
+        );
         w.write(&mut vec![1, 2, 3], Stamp::EMPTY, 0, &mut io)
             .unwrap();
         w.flush(&mut io).unwrap();
@@ -596,7 +632,7 @@ mod tests {
         };
         let none: Option<fn(&u64) -> u64> = None;
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| crossbeam_channel::bounded(100)).unzip();
-        let mut w = make_writer(Partition::Forward, txs, 2, 3, 2, 1, |x: u64| x, none);
+        let mut w = make_writer(spec(Partition::Forward, 2, 3, 2, 1), txs, |x: u64| x, none);
         w.write(&mut (0..5).collect(), Stamp::EMPTY, 0, &mut io)
             .unwrap();
         assert_eq!(w.pending_since(), Some(0));

@@ -367,7 +367,7 @@ impl Controller {
     /// (per stage, per worker). Returns the output writers of every source worker.
     pub(crate) fn spawn_generation(
         &mut self,
-        mut states: Vec<Vec<AnyBox>>,
+        states: Vec<Vec<AnyBox>>,
     ) -> Result<Vec<Vec<Vec<AnyBox>>>, JobError> {
         let internal = |what: &str| JobError::Internal(format!("building generation: {what}"));
         // Threads of earlier generations have exited; forget their handles.
@@ -419,7 +419,7 @@ impl Controller {
                     .collect()
             };
         let mut source_outputs = Vec::new();
-        for stage in 0..self.pipeline.stages.len() {
+        for (stage, stage_states) in states.into_iter().enumerate() {
             let p = self.parallelism(stage);
             let node = &self.pipeline.stages[stage];
             match &node.runner {
@@ -430,7 +430,6 @@ impl Controller {
                     source_outputs.push(outputs);
                 }
                 Runner::Operator(runner) => {
-                    let stage_states = std::mem::take(&mut states[stage]);
                     if stage_states.len() != p {
                         return Err(internal("state count differs from parallelism"));
                     }
@@ -724,11 +723,11 @@ impl Controller {
             self.reconfigurations.len() as u64,
         ));
         self.epochs += 1;
-        if let Some(w) = &mut self.jsonl {
-            if let Err(e) = w.write(&snapshot) {
-                tracing::error!("{e}; metrics log disabled");
-                self.jsonl = None;
-            }
+        if let Some(w) = &mut self.jsonl
+            && let Err(e) = w.write(&snapshot)
+        {
+            tracing::error!("{e}; metrics log disabled");
+            self.jsonl = None;
         }
         self.shared
             .subscribers

@@ -343,10 +343,11 @@ where
                     last_stamp = Stamp::at(stamp.max.max(last_stamp.max));
                 }
                 op.on_batch(&mut records, &mut cx!());
-                if s.is_sink && timing {
-                    if let Some(latency) = &counters.latency {
-                        latency.lock().record(stamp, n, t_got);
-                    }
+                if s.is_sink
+                    && timing
+                    && let Some(latency) = &counters.latency
+                {
+                    latency.lock().record(stamp, n, t_got);
                 }
                 tri!(route(
                     &mut outputs,
@@ -379,11 +380,11 @@ where
             }
             Received::Message(edge, Message::Barrier { from, id }) => {
                 let slot = offsets[edge] + from as usize;
-                if let Some(seen) = barrier_seen.get_mut(slot) {
-                    if !*seen {
-                        *seen = true;
-                        barriers += 1;
-                    }
+                if let Some(seen) = barrier_seen.get_mut(slot)
+                    && !*seen
+                {
+                    *seen = true;
+                    barriers += 1;
                 }
                 if barriers == slots {
                     op.on_barrier(&mut cx!());
@@ -412,11 +413,11 @@ where
             }
             Received::Message(edge, Message::End { from }) => {
                 let slot = offsets[edge] + from as usize;
-                if let Some(e) = ended.get_mut(slot) {
-                    if !*e {
-                        *e = true;
-                        ends += 1;
-                    }
+                if let Some(e) = ended.get_mut(slot)
+                    && !*e
+                {
+                    *e = true;
+                    ends += 1;
                 }
                 if ends == slots {
                     if watermark < Timestamp::MAX {

@@ -43,7 +43,7 @@ impl LatencyRecorder {
         }
         let lo = now.saturating_sub(stamp.max) / 1000;
         let hi = now.saturating_sub(stamp.min) / 1000;
-        let points = n.min(SPREAD).max(1);
+        let points = n.clamp(1, SPREAD);
         let each = n / points;
         let extra = n % points;
         for i in 0..points {
@@ -54,7 +54,7 @@ impl LatencyRecorder {
             };
             let count = each + u64::from(i < extra);
             // Values beyond the histogram's range are clamped rather than lost.
-            let _ = self.hist.saturating_record_n(v.max(1), count);
+            self.hist.saturating_record_n(v.max(1), count);
         }
     }
 

@@ -592,6 +592,8 @@ impl Controller {
                         let result = self.reconfigure(cfg);
                         let _ = reply.send(result);
                         *self.shared.config.lock() = self.config.clone();
+                        // Sources may have run out while the barrier was in flight.
+                        self.finish_if_exhausted();
                     }
                     Ok(Command::StopDrain) => self.finish_sources(),
                     Ok(Command::Abort) | Err(_) => {
@@ -619,9 +621,7 @@ impl Controller {
             WorkerEvent::Exhausted { stage, worker } => {
                 tracing::debug!(stage = %self.pipeline.stages[stage].name, worker, "source exhausted");
                 self.exhausted += 1;
-                if self.exhausted == self.sources.len() {
-                    self.finish_sources();
-                }
+                self.finish_if_exhausted();
             }
             WorkerEvent::Finished { stage, worker } => {
                 tracing::debug!(stage = %self.pipeline.stages[stage].name, worker, "worker finished");
@@ -669,6 +669,13 @@ impl Controller {
             });
         }
         self.abort();
+    }
+
+    /// Ends the stream once every source has run out.
+    fn finish_if_exhausted(&mut self) {
+        if self.exhausted == self.sources.len() && self.is_running() {
+            self.finish_sources();
+        }
     }
 
     fn finish_sources(&mut self) {

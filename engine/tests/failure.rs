@@ -312,3 +312,40 @@ fn reconfiguring_a_finished_job_is_an_error_not_a_hang() {
         job.join().unwrap();
     });
 }
+
+/// Keeps state under a key other than the one its input is partitioned by.
+struct WrongKey;
+
+impl Operator for WrongKey {
+    type In = u64;
+    type Out = u64;
+    type State = KeyedState<u64, u64>;
+    fn on_batch(&mut self, batch: &mut Vec<u64>, cx: &mut Context<'_, u64, KeyedState<u64, u64>>) {
+        for x in batch.drain(..) {
+            *cx.state().get_or_insert_with(x + 1, || 0) += 1;
+        }
+    }
+}
+
+#[test]
+fn state_under_a_foreign_key_fails_the_job_with_an_explanation() {
+    within(Duration::from_secs(30), || {
+        let builder = PipelineBuilder::new();
+        builder
+            .source("wsrc", IterSource::new(0..10_000u64))
+            .key_by(|x: &u64| *x)
+            .unary("wkeyed", |_| WrongKey)
+            .parallelism(4)
+            .sink_fn("wsink", |_: u64| {});
+        match builder.build().unwrap().run(JobOptions::default()) {
+            Err(JobError::OperatorPanicked { stage, message, .. }) => {
+                assert_eq!(stage, "wkeyed");
+                assert!(
+                    message.contains("the key its input is partitioned by"),
+                    "{message}"
+                );
+            }
+            other => panic!("expected a failure naming the stage, got {other:?}"),
+        }
+    });
+}

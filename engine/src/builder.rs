@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::error::BuildError;
 use crate::graph::{
     EdgeFactory, EdgeNode, Runner, StageNode, TypedEdge, TypedOperatorRunner, TypedSourceRunner,
+    ViewEdge,
 };
 use crate::metrics::StageKind;
 use crate::operator::{Data, Operator, Sink, SinkOperator, WorkerInfo};
@@ -192,7 +193,7 @@ impl PipelineBuilder {
             .graph
             .borrow_mut()
             .add_stage(name, StageKind::Source, p, runner);
-        Stream::new(self.graph.clone(), vec![(id, Partition::Forward)])
+        Stream::new(self.graph.clone(), vec![Port::plain(id)])
     }
 
     /// Checks the pipeline and returns it, ready to start.
@@ -238,10 +239,39 @@ impl PipelineBuilder {
     }
 }
 
+/// Turns an edge factory for a view's records into one for the stage's own records.
+type Wrap = Rc<dyn Fn(Box<dyn EdgeFactory>) -> Box<dyn EdgeFactory>>;
+
+/// One producing stage of a stream: the stage, the partitioning of the next edge, and the view
+/// (a selection of the stage's output) if the stream is one.
+#[derive(Clone)]
+struct Port {
+    stage: usize,
+    partition: Partition,
+    view: Option<Wrap>,
+}
+
+impl Port {
+    fn plain(stage: usize) -> Port {
+        Port {
+            stage,
+            partition: Partition::Forward,
+            view: None,
+        }
+    }
+
+    fn factory(&self, typed: Box<dyn EdgeFactory>) -> Box<dyn EdgeFactory> {
+        match &self.view {
+            Some(wrap) => wrap(typed),
+            None => typed,
+        }
+    }
+}
+
 /// The records produced by one stage (or several, after a union), of type `T`.
 pub struct Stream<T> {
     graph: Shared,
-    ports: Vec<(usize, Partition)>,
+    ports: Vec<Port>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -256,7 +286,7 @@ impl<T> Clone for Stream<T> {
 }
 
 impl<T: Data> Stream<T> {
-    fn new(graph: Shared, ports: Vec<(usize, Partition)>) -> Stream<T> {
+    fn new(graph: Shared, ports: Vec<Port>) -> Stream<T> {
         Stream {
             graph,
             ports,
@@ -265,10 +295,64 @@ impl<T: Data> Stream<T> {
     }
 
     fn with_partition(&self, partition: Partition) -> Stream<T> {
-        Stream::new(
-            self.graph.clone(),
-            self.ports.iter().map(|(s, _)| (*s, partition)).collect(),
-        )
+        let ports = self
+            .ports
+            .iter()
+            .map(|p| Port {
+                partition,
+                ..p.clone()
+            })
+            .collect();
+        Stream::new(self.graph.clone(), ports)
+    }
+
+    /// A view of this stream: the records `select` maps to `Some`, converted. No stage is
+    /// added; each edge from the view filters its upstream's output as it sends. Side outputs
+    /// (an operator emitting [`Either`]) are read through views ([`Stream::left`],
+    /// [`Stream::right`]).
+    ///
+    /// ```
+    /// use rheo_engine::{JobOptions, PipelineBuilder};
+    /// use rheo_engine::source::IterSource;
+    /// let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    /// let s = seen.clone();
+    /// let builder = PipelineBuilder::new();
+    /// builder
+    ///     .source("n", IterSource::new(0..6u32))
+    ///     .select(|x: u32| (x % 2 == 0).then(|| x * 10))
+    ///     .sink_fn("even", move |x: u32| s.lock().unwrap().push(x));
+    /// builder.build()?.run(JobOptions::default())?;
+    /// assert_eq!(*seen.lock().unwrap(), vec![0, 20, 40]);
+    /// # Ok::<(), rheo_engine::JobError>(())
+    /// ```
+    pub fn select<U, F>(&self, select: F) -> Stream<U>
+    where
+        U: Data,
+        F: Fn(T) -> Option<U> + Send + Sync + 'static,
+    {
+        let select = Arc::new(select);
+        let ports = self
+            .ports
+            .iter()
+            .map(|p| {
+                let outer = p.clone();
+                let select = select.clone();
+                let wrap: Wrap = Rc::new(move |inner| {
+                    let view: Box<dyn EdgeFactory> = Box::new(ViewEdge::<T, U, F> {
+                        inner,
+                        select: select.clone(),
+                        _t: PhantomData,
+                    });
+                    outer.factory(view)
+                });
+                Port {
+                    stage: p.stage,
+                    partition: p.partition,
+                    view: Some(wrap),
+                }
+            })
+            .collect();
+        Stream::new(self.graph.clone(), ports)
     }
 
     /// The next edge sends whole batches round-robin to the next stage's workers.
@@ -304,13 +388,13 @@ impl<T: Data> Stream<T> {
     /// input edge from each).
     pub fn union(&self, other: &Stream<T>) -> Stream<T> {
         let mut ports = self.ports.clone();
-        ports.extend(other.ports.iter().copied());
+        ports.extend(other.ports.iter().cloned());
         Stream::new(self.graph.clone(), ports)
     }
 
     fn single_stage(&self, what: &'static str) -> Option<usize> {
         match self.ports.as_slice() {
-            [(stage, _)] => Some(*stage),
+            [port] if port.view.is_none() => Some(port.stage),
             _ => {
                 self.graph
                     .borrow_mut()
@@ -361,7 +445,7 @@ impl<T: Data> Stream<T> {
     /// The name of the stage producing this stream (None after a union).
     pub fn stage_name(&self) -> Option<String> {
         match self.ports.as_slice() {
-            [(stage, _)] => Some(self.graph.borrow().stages[*stage].name.to_string()),
+            [port] => Some(self.graph.borrow().stages[port.stage].name.to_string()),
             _ => None,
         }
     }
@@ -374,7 +458,7 @@ impl<T: Data> Stream<T> {
     {
         let id = add_operator_stage::<Op, F>(&self.graph, name, StageKind::Operator, make);
         self.connect(id, identity::<T>);
-        Stream::new(self.graph.clone(), vec![(id, Partition::Forward)])
+        Stream::new(self.graph.clone(), vec![Port::plain(id)])
     }
 
     /// Adds a stage with two inputs: records of this stream arrive as [`Either::Left`], those of
@@ -388,7 +472,7 @@ impl<T: Data> Stream<T> {
         let id = add_operator_stage::<Op, F>(&self.graph, name, StageKind::Operator, make);
         self.connect(id, Either::<T, R>::Left);
         other.connect(id, Either::<T, R>::Right);
-        Stream::new(self.graph.clone(), vec![(id, Partition::Forward)])
+        Stream::new(self.graph.clone(), vec![Port::plain(id)])
     }
 
     /// Ends the stream in a sink stage built by `make(worker)` on each worker.
@@ -426,14 +510,19 @@ impl<T: Data> Stream<T> {
         C: Fn(T) -> I + Clone + Send + Sync + 'static,
     {
         let mut g = self.graph.borrow_mut();
-        for &(from, partition) in &self.ports {
+        for port in &self.ports {
             let factory = TypedEdge::<T, I, C, fn(&T) -> u64> {
-                partition,
+                partition: port.partition,
                 convert: convert.clone(),
                 hash: None,
                 _t: PhantomData,
             };
-            g.add_edge(from, to, partition, Box::new(factory));
+            g.add_edge(
+                port.stage,
+                to,
+                port.partition,
+                port.factory(Box::new(factory)),
+            );
         }
     }
 }
@@ -545,7 +634,7 @@ where
         let id = add_operator_stage::<Op, G>(&self.stream.graph, name, StageKind::Operator, make);
         self.connect(id, identity::<T>);
         keyed_stage_limits(&self.stream.graph, id);
-        Stream::new(self.stream.graph.clone(), vec![(id, Partition::Forward)])
+        Stream::new(self.stream.graph.clone(), vec![Port::plain(id)])
     }
 
     /// Adds a keyed stage with two inputs partitioned by the same key type (a join).
@@ -565,7 +654,7 @@ where
         self.connect(id, Either::<T, R>::Left);
         other.connect(id, Either::<T, R>::Right);
         keyed_stage_limits(&self.stream.graph, id);
-        Stream::new(self.stream.graph.clone(), vec![(id, Partition::Forward)])
+        Stream::new(self.stream.graph.clone(), vec![Port::plain(id)])
     }
 
     fn connect<I: Data, C>(&self, to: usize, convert: C)
@@ -573,7 +662,7 @@ where
         C: Fn(T) -> I + Clone + Send + Sync + 'static,
     {
         let mut g = self.stream.graph.borrow_mut();
-        for &(from, _) in &self.stream.ports {
+        for port in &self.stream.ports {
             let key = self.key.clone();
             let hash = move |t: &T| key_hash(&key(t));
             let factory = TypedEdge::<T, I, C, _> {
@@ -582,7 +671,12 @@ where
                 hash: Some(hash),
                 _t: PhantomData,
             };
-            g.add_edge(from, to, Partition::Hash, Box::new(factory));
+            g.add_edge(
+                port.stage,
+                to,
+                Partition::Hash,
+                port.factory(Box::new(factory)),
+            );
         }
     }
 }
@@ -600,6 +694,24 @@ pub enum Either<L, R> {
     Left(L),
     /// A record of the second input.
     Right(R),
+}
+
+impl<L: Data, R: Data> Stream<Either<L, R>> {
+    /// The `Left` records, as a stream (a view: no stage is added).
+    pub fn left(&self) -> Stream<L> {
+        self.select(|e| match e {
+            Either::Left(l) => Some(l),
+            Either::Right(_) => None,
+        })
+    }
+
+    /// The `Right` records, as a stream (a view: no stage is added).
+    pub fn right(&self) -> Stream<R> {
+        self.select(|e| match e {
+            Either::Left(_) => None,
+            Either::Right(r) => Some(r),
+        })
+    }
 }
 
 /// A handle on a stage that produces no stream (a sink), to set its properties.

@@ -50,10 +50,25 @@ impl Stamp {
 
 /// A message on an edge. `from` is the sending worker's index within its stage.
 pub(crate) enum Message<T> {
-    Data { records: Vec<T>, stamp: Stamp },
-    Watermark { from: u32, ts: Timestamp },
-    Barrier { from: u32, id: u64 },
-    End { from: u32 },
+    Data {
+        records: Vec<T>,
+        stamp: Stamp,
+    },
+    Watermark {
+        from: u32,
+        ts: Timestamp,
+    },
+    Barrier {
+        from: u32,
+        id: u64,
+    },
+    End {
+        from: u32,
+    },
+    /// The sender has no input for now: leave it out of the watermark until it sends one.
+    Idle {
+        from: u32,
+    },
 }
 
 /// A control marker, sent to every target of an edge after its pending records.
@@ -62,6 +77,7 @@ pub(crate) enum Marker {
     Watermark(Timestamp),
     Barrier(u64),
     End,
+    Idle,
 }
 
 impl Marker {
@@ -70,6 +86,7 @@ impl Marker {
             Marker::Watermark(ts) => Message::Watermark { from, ts },
             Marker::Barrier(id) => Message::Barrier { from, id },
             Marker::End => Message::End { from },
+            Marker::Idle => Message::Idle { from },
         }
     }
 }

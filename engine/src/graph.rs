@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::channel::{Message, QueueProbe};
+use crate::channel::{IoCx, Marker, Message, QueueProbe, Stamp, Stopped};
 use crate::metrics::StageKind;
 use crate::operator::{Data, Operator, WorkerInfo};
 use crate::partition::{EdgeWriter, Partition, WriterSpec, key_group_range, make_writer};
@@ -126,6 +126,103 @@ where
         let writer: Box<dyn EdgeWriter<T>> =
             make_writer(spec, senders, self.convert.clone(), self.hash.clone());
         Some(Box::new(writer))
+    }
+}
+
+/// An edge that carries only part of its upstream stage's output: `select` maps each record
+/// of the stage (type `T`) to the record of the view (type `U`) or drops it. The channels and
+/// routing are those of the inner edge, built for `U`. Used for side outputs.
+pub(crate) struct ViewEdge<T, U, F> {
+    pub inner: Box<dyn EdgeFactory>,
+    pub select: Arc<F>,
+    pub _t: PhantomData<fn(T) -> U>,
+}
+
+impl<T, U, F> EdgeFactory for ViewEdge<T, U, F>
+where
+    T: Data,
+    U: Data,
+    F: Fn(T) -> Option<U> + Send + Sync + 'static,
+{
+    fn channels(&self, p_to: usize, capacity: usize) -> EdgeChannels {
+        self.inner.channels(p_to, capacity)
+    }
+
+    fn writer(
+        &self,
+        channels: &EdgeChannels,
+        from: usize,
+        p_from: usize,
+        batch_size: usize,
+        key_groups: u16,
+    ) -> Option<AnyBox> {
+        let inner = self
+            .inner
+            .writer(channels, from, p_from, batch_size, key_groups)?
+            .downcast::<Box<dyn EdgeWriter<U>>>()
+            .ok()?;
+        let writer: Box<dyn EdgeWriter<T>> = Box::new(ViewWriter {
+            inner: *inner,
+            select: self.select.clone(),
+            buf: Vec::new(),
+            _t: PhantomData,
+        });
+        Some(Box::new(writer))
+    }
+}
+
+/// The writer of a [`ViewEdge`]: selects a batch's records, then hands them to the inner writer.
+struct ViewWriter<T, U, F> {
+    inner: Box<dyn EdgeWriter<U>>,
+    select: Arc<F>,
+    buf: Vec<U>,
+    _t: PhantomData<fn(T)>,
+}
+
+impl<T, U, F> EdgeWriter<T> for ViewWriter<T, U, F>
+where
+    T: Data,
+    U: Data,
+    F: Fn(T) -> Option<U> + Send + Sync + 'static,
+{
+    fn write(
+        &mut self,
+        records: &mut Vec<T>,
+        stamp: Stamp,
+        now: u64,
+        io: &mut IoCx,
+    ) -> Result<(), Stopped> {
+        self.buf
+            .extend(records.drain(..).filter_map(|r| (self.select)(r)));
+        self.inner.write(&mut self.buf, stamp, now, io)
+    }
+
+    fn write_cloned(
+        &mut self,
+        records: &[T],
+        stamp: Stamp,
+        now: u64,
+        io: &mut IoCx,
+    ) -> Result<(), Stopped> {
+        self.buf
+            .extend(records.iter().cloned().filter_map(|r| (self.select)(r)));
+        self.inner.write(&mut self.buf, stamp, now, io)
+    }
+
+    fn flush(&mut self, io: &mut IoCx) -> Result<(), Stopped> {
+        self.inner.flush(io)
+    }
+
+    fn pending_since(&self) -> Option<u64> {
+        self.inner.pending_since()
+    }
+
+    fn pending_records(&self) -> u64 {
+        self.inner.pending_records()
+    }
+
+    fn marker(&mut self, marker: Marker, io: &mut IoCx) -> Result<(), Stopped> {
+        self.inner.marker(marker, io)
     }
 }
 

@@ -279,6 +279,10 @@ where
     let mut ended = vec![false; slots];
     let mut ends = 0usize;
     let mut watermark = s.watermark;
+    // Upstream workers that declared themselves idle are left out of the watermark; when all
+    // are, this worker tells its own outputs it is idle (and wakes them when one returns).
+    let mut slot_idle = vec![false; slots];
+    let mut out_idle = false;
     let mut last_stamp = Stamp::EMPTY;
 
     let mut staging: Vec<Op::Out> = Vec::new();
@@ -302,6 +306,43 @@ where
                 counters: &mut local.custom,
             }
         };
+    }
+    // Recomputes the watermark from the active inputs; runs the operator's watermark hook and
+    // forwards the new watermark (or the idle status) downstream.
+    macro_rules! advance {
+        ($now:expr) => {{
+            let active = slot_wm
+                .iter()
+                .zip(&slot_idle)
+                .filter(|(_, idle)| !**idle)
+                .map(|(w, _)| *w)
+                .min();
+            match active {
+                Some(min) if min > watermark => {
+                    watermark = min;
+                    out_idle = false;
+                    op.on_watermark(min, &mut cx!());
+                    route(
+                        &mut outputs,
+                        &mut staging,
+                        last_stamp,
+                        $now,
+                        &mut io,
+                        &mut local,
+                    )
+                    .and_then(|_| marker_all(&mut outputs, Marker::Watermark(min), &mut io))
+                }
+                Some(_) if out_idle => {
+                    out_idle = false;
+                    marker_all(&mut outputs, Marker::Watermark(watermark), &mut io)
+                }
+                None if !out_idle => {
+                    out_idle = true;
+                    marker_all(&mut outputs, Marker::Idle, &mut io)
+                }
+                _ => Ok(()),
+            }
+        }};
     }
     macro_rules! stop {
         () => {{
@@ -363,20 +404,16 @@ where
                 if let Some(w) = slot_wm.get_mut(slot) {
                     *w = (*w).max(ts);
                 }
-                let min = slot_wm.iter().copied().min().unwrap_or(ts);
-                if min > watermark {
-                    watermark = min;
-                    op.on_watermark(min, &mut cx!());
-                    tri!(route(
-                        &mut outputs,
-                        &mut staging,
-                        last_stamp,
-                        t_got,
-                        &mut io,
-                        &mut local
-                    ));
-                    tri!(marker_all(&mut outputs, Marker::Watermark(min), &mut io));
+                if let Some(idle) = slot_idle.get_mut(slot) {
+                    *idle = false;
                 }
+                tri!(advance!(t_got));
+            }
+            Received::Message(edge, Message::Idle { from }) => {
+                if let Some(idle) = slot_idle.get_mut(offsets[edge] + from as usize) {
+                    *idle = true;
+                }
+                tri!(advance!(t_got));
             }
             Received::Message(edge, Message::Barrier { from, id }) => {
                 let slot = offsets[edge] + from as usize;
@@ -510,6 +547,7 @@ fn source_loop<S: Source>(mut src: S, s: SourceSetup) -> Result<WorkerEvent, Str
     let mut idle_until: Option<u64> = None;
     let mut offered = 0u64;
     let mut scheduled = false;
+    let mut idle_sent = false;
 
     macro_rules! stop {
         () => {{
@@ -579,8 +617,9 @@ fn source_loop<S: Source>(mut src: S, s: SourceSetup) -> Result<WorkerEvent, Str
                                 .ok_or("output writer of unexpected type")?;
                             chunk = new_chunk.max(1);
                             info.generation = generation;
-                            // The new channels start without this source's watermark.
+                            // The new channels start without this source's watermark or idleness.
                             wm.sent = None;
+                            idle_sent = false;
                             break;
                         }
                         Ok(SourceCommand::Finish) => {
@@ -613,6 +652,7 @@ fn source_loop<S: Source>(mut src: S, s: SourceSetup) -> Result<WorkerEvent, Str
                 schedule: None,
                 watermark: None,
                 progress: None,
+                idle: false,
                 info: info.clone(),
             };
             let status = src.poll(&mut staging, chunk, &mut cx);
@@ -623,6 +663,18 @@ fn source_loop<S: Source>(mut src: S, s: SourceSetup) -> Result<WorkerEvent, Str
                 counters
                     .target_rate_milli
                     .store((p.target_rate * 1000.0) as u64, Ordering::Relaxed);
+            }
+            if let Some(w) = cx.watermark {
+                wm.current = Some(wm.current.map_or(w, |c| c.max(w)));
+            }
+            if n > 0 && idle_sent {
+                // Back from idle: the watermark goes ahead of the records, so downstream
+                // counts this source again before its records arrive.
+                let w = wm.current.unwrap_or(0);
+                tri!(marker_all(&mut outputs, Marker::Watermark(w), &mut io));
+                wm.sent = Some(w);
+                wm.sent_at = now;
+                idle_sent = false;
             }
             if n > 0 {
                 let stamp = match cx.schedule {
@@ -640,14 +692,22 @@ fn source_loop<S: Source>(mut src: S, s: SourceSetup) -> Result<WorkerEvent, Str
                     &mut io,
                     &mut local
                 ));
+            } else if cx.idle && !idle_sent {
+                // Bring the watermark up to date first: the idle marker must be the last word.
+                if let Some(w) = wm.current
+                    && wm.sent != Some(w)
+                {
+                    tri!(marker_all(&mut outputs, Marker::Watermark(w), &mut io));
+                    wm.sent = Some(w);
+                    wm.sent_at = now;
+                }
+                tri!(marker_all(&mut outputs, Marker::Idle, &mut io));
+                idle_sent = true;
             }
             if !scheduled {
                 offered = local.records_out;
             }
             counters.offered.store(offered, Ordering::Relaxed);
-            if let Some(w) = cx.watermark {
-                wm.current = Some(wm.current.map_or(w, |c| c.max(w)));
-            }
             match status {
                 SourceStatus::Ready => idle_until = None,
                 SourceStatus::Idle(d) => idle_until = Some(now + d.as_nanos() as u64),

@@ -47,6 +47,7 @@ pub struct SourceContext {
     pub(crate) schedule: Option<(u64, u64)>,
     pub(crate) watermark: Option<Timestamp>,
     pub(crate) progress: Option<SourceProgress>,
+    pub(crate) idle: bool,
     pub(crate) info: WorkerInfo,
 }
 
@@ -72,6 +73,13 @@ impl SourceContext {
         self.progress = Some(progress);
     }
 
+    /// Declares this source worker idle: it has had no input for a while, so downstream
+    /// stages leave it out of their watermark until it produces again (it then sends its
+    /// watermark ahead of the new records).
+    pub fn mark_idle(&mut self) {
+        self.idle = true;
+    }
+
     /// Who this source worker is.
     pub fn worker(&self) -> &WorkerInfo {
         &self.info
@@ -84,6 +92,7 @@ impl SourceContext {
             schedule: None,
             watermark: None,
             progress: None,
+            idle: false,
             info: WorkerInfo {
                 stage: "test".into(),
                 index: 0,

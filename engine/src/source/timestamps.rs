@@ -1,15 +1,23 @@
 //! Event time for any source: a timestamp per record and a bounded-out-of-orderness watermark.
 
+use std::time::Duration;
+
 use super::{Source, SourceContext, SourceStatus};
 use crate::channel::Timestamp;
 
 /// A source whose records carry event time; its watermark trails the largest timestamp seen by
 /// a fixed bound. Built with [`SourceExt::with_timestamps`](super::SourceExt::with_timestamps).
+///
+/// With [`WithTimestamps::idle_after`], a source worker that has produced nothing for that long
+/// declares itself idle, so the watermark of the stages it feeds keeps advancing with their
+/// other inputs.
 pub struct WithTimestamps<S, F> {
     inner: S,
     timestamp: F,
     bound: Timestamp,
     max_seen: Option<Timestamp>,
+    idle_after: Option<Duration>,
+    last_data: Option<Duration>,
 }
 
 impl<S, F> WithTimestamps<S, F> {
@@ -19,7 +27,15 @@ impl<S, F> WithTimestamps<S, F> {
             timestamp,
             bound,
             max_seen: None,
+            idle_after: None,
+            last_data: None,
         }
+    }
+
+    /// Declares the source idle after `timeout` without records.
+    pub fn idle_after(mut self, timeout: Duration) -> Self {
+        self.idle_after = Some(timeout);
+        self
     }
 }
 
@@ -40,14 +56,29 @@ where
         if let Some(max_seen) = self.max_seen {
             cx.advance_watermark(max_seen.saturating_sub(self.bound));
         }
-        status
+        let now = cx.now();
+        if out.len() > start {
+            self.last_data = Some(now);
+            return status;
+        }
+        let Some(timeout) = self.idle_after else {
+            return status;
+        };
+        let quiet = now.saturating_sub(self.last_data.unwrap_or_default());
+        if quiet >= timeout {
+            cx.mark_idle();
+            return status;
+        }
+        // Poll again by the time the source would turn idle.
+        match status {
+            SourceStatus::Idle(wait) => SourceStatus::Idle(wait.min(timeout - quiet)),
+            other => other,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use crate::source::{IterSource, SourceExt};
 
     use super::*;
@@ -61,5 +92,32 @@ mod tests {
         assert_eq!(cx.watermark, Some(25));
         src.poll(&mut out, 3, &mut cx);
         assert_eq!(cx.watermark, Some(45));
+    }
+
+    /// Produces nothing, ever.
+    struct Silent;
+    impl Source for Silent {
+        type Out = u64;
+        fn poll(&mut self, _: &mut Vec<u64>, _: usize, _: &mut SourceContext) -> SourceStatus {
+            SourceStatus::Idle(Duration::from_secs(5))
+        }
+    }
+
+    #[test]
+    fn a_quiet_source_declares_itself_idle_after_the_timeout() {
+        let mut src = Silent
+            .with_timestamps(|t| *t, 0)
+            .idle_after(Duration::from_millis(100));
+        let mut out = Vec::new();
+        let mut cx = SourceContext::for_test(Duration::from_millis(30));
+        // Not yet idle; asked to poll again when it would be.
+        assert_eq!(
+            src.poll(&mut out, 8, &mut cx),
+            SourceStatus::Idle(Duration::from_millis(70))
+        );
+        assert!(!cx.idle);
+        let mut cx = SourceContext::for_test(Duration::from_millis(100));
+        src.poll(&mut out, 8, &mut cx);
+        assert!(cx.idle);
     }
 }

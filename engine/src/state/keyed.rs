@@ -1,9 +1,4 @@
-//! Keyed state, partitioned by key group so reconfiguration can move it between workers.
-//!
-//! A worker of a keyed stage holds a [`KeyedState`] with one hash map per key group it owns.
-//! When the stage's parallelism changes, the engine takes the maps back from the old workers and
-//! hands each new worker the maps of its new key-group range: moving state costs one pointer move
-//! per key group, whatever the number of keys.
+//! [`KeyedState`]: one hash map per key group a worker owns.
 
 use std::collections::hash_map::Entry;
 use std::hash::Hash;
@@ -11,46 +6,7 @@ use std::ops::Range;
 
 use rustc_hash::FxHashMap;
 
-use crate::partition::{key_group, key_hash};
-
-/// State a stage's workers keep across reconfigurations, split into key groups.
-///
-/// Implemented by `()` (stateless stages) and [`KeyedState`]. The engine calls these methods
-/// only at reconfiguration barriers.
-pub trait StageState: Send + Sized + 'static {
-    /// The state of one key group.
-    type Group: Send + 'static;
-    /// A state holding `groups`, which are exactly the key groups in `range` (of `total`).
-    fn assemble(range: Range<u16>, total: u16, groups: Vec<Self::Group>) -> Self;
-    /// An empty key group.
-    fn empty_group() -> Self::Group;
-    /// Gives back the key-group range and the groups, in range order.
-    fn disassemble(self) -> (Range<u16>, Vec<Self::Group>);
-    /// Number of keys held (0 for stateless stages).
-    fn keys(&self) -> usize;
-    /// Number of keys in one group.
-    fn group_keys(group: &Self::Group) -> usize;
-}
-
-impl StageState for () {
-    type Group = ();
-
-    fn assemble(_: Range<u16>, _: u16, _: Vec<()>) -> Self {}
-
-    fn empty_group() {}
-
-    fn disassemble(self) -> (Range<u16>, Vec<()>) {
-        (0..0, Vec::new())
-    }
-
-    fn keys(&self) -> usize {
-        0
-    }
-
-    fn group_keys(_: &()) -> usize {
-        0
-    }
-}
+use super::{StageState, owned_slot};
 
 /// Per-key state of one worker of a keyed stage: a map from key to value for every key group
 /// the worker owns.
@@ -79,15 +35,7 @@ pub struct KeyedState<K, V> {
 impl<K: Hash + Eq, V> KeyedState<K, V> {
     #[inline]
     fn slot(&self, key: &K) -> usize {
-        let group = key_group(key_hash(key), self.total);
-        if group < self.range.start || group >= self.range.end {
-            panic!(
-                "keyed state: key group {group} is not owned by this worker (it owns {:?} of {}); \
-                 the operator's state key must be the key its input is partitioned by",
-                self.range, self.total
-            );
-        }
-        (group - self.range.start) as usize
+        owned_slot(key, &self.range, self.total)
     }
 
     /// The value of `key`, if any.

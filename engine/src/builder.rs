@@ -608,6 +608,16 @@ pub struct KeyedStream<T, K, F> {
     _k: PhantomData<fn() -> K>,
 }
 
+impl<T, K, F> Clone for KeyedStream<T, K, F> {
+    fn clone(&self) -> Self {
+        KeyedStream {
+            stream: self.stream.clone(),
+            key: self.key.clone(),
+            _k: PhantomData,
+        }
+    }
+}
+
 impl<T, K, F> KeyedStream<T, K, F>
 where
     T: Data,

@@ -68,10 +68,44 @@ impl<O, S> Context<'_, O, S> {
     /// Adds `n` to the stage counter `name` (reported per epoch in the stage's metrics, e.g.
     /// `late_records`).
     pub fn count(&mut self, name: &'static str, n: u64) {
-        match self.counters.iter_mut().find(|(k, _)| *k == name) {
-            Some((_, v)) => *v += n,
-            None => self.counters.push((name, n)),
-        }
+        add_count(self.counters, name, n);
+    }
+
+    /// The state and an emitter at once, for code that updates state while it emits.
+    pub fn split(&mut self) -> (&mut S, Emitter<'_, O>) {
+        (
+            self.state,
+            Emitter {
+                out: self.out,
+                counters: self.counters,
+            },
+        )
+    }
+}
+
+fn add_count(counters: &mut Vec<(&'static str, u64)>, name: &'static str, n: u64) {
+    match counters.iter_mut().find(|(k, _)| *k == name) {
+        Some((_, v)) => *v += n,
+        None => counters.push((name, n)),
+    }
+}
+
+/// Emits records and counts, borrowed from a [`Context`] by [`Context::split`].
+pub struct Emitter<'a, O> {
+    out: &'a mut Vec<O>,
+    counters: &'a mut Vec<(&'static str, u64)>,
+}
+
+impl<O> Emitter<'_, O> {
+    /// Emits one record downstream.
+    #[inline]
+    pub fn emit(&mut self, record: O) {
+        self.out.push(record);
+    }
+
+    /// Adds `n` to the stage counter `name`.
+    pub fn count(&mut self, name: &'static str, n: u64) {
+        add_count(self.counters, name, n);
     }
 }
 
@@ -107,6 +141,13 @@ pub trait Operator: Send + 'static {
     /// Called when the input watermark advances to `watermark` (already in `cx.watermark()`).
     fn on_watermark(&mut self, watermark: Timestamp, cx: &mut Context<'_, Self::Out, Self::State>) {
         let _ = (watermark, cx);
+    }
+
+    /// Called when no input arrived for a while (the job's flush timeout, at most 10 ms):
+    /// a chance to emit what an operator buffers locally (a combiner's partial sums) so a
+    /// trickle of input still flows.
+    fn on_tick(&mut self, cx: &mut Context<'_, Self::Out, Self::State>) {
+        let _ = cx;
     }
 
     /// Called at a reconfiguration barrier, before the worker hands its state back: emit

@@ -374,7 +374,17 @@ where
         let blocked_before = io.blocked_ns;
         match received {
             Received::Stopped => stop!(),
-            Received::Timeout => {}
+            Received::Timeout => {
+                op.on_tick(&mut cx!());
+                tri!(route(
+                    &mut outputs,
+                    &mut staging,
+                    last_stamp,
+                    t_got,
+                    &mut io,
+                    &mut local
+                ));
+            }
             Received::Message(_, Message::Data { mut records, stamp }) => {
                 let n = records.len() as u64;
                 local.records_in += n;

@@ -184,6 +184,29 @@ impl<T, F: Fn(&T) -> f64 + Send + Sync + 'static> Aggregator<T> for Mean<F> {
     }
 }
 
+/// Two aggregations side by side (e.g. `(Count, sum(..))`).
+impl<A: Merge, B: Merge> Merge for (A, B) {
+    type Acc = (A::Acc, B::Acc);
+    type Out = (A::Out, B::Out);
+    fn init(&self) -> Self::Acc {
+        (self.0.init(), self.1.init())
+    }
+    fn merge(&self, acc: &mut Self::Acc, other: Self::Acc) {
+        self.0.merge(&mut acc.0, other.0);
+        self.1.merge(&mut acc.1, other.1);
+    }
+    fn result(&self, acc: &Self::Acc) -> Self::Out {
+        (self.0.result(&acc.0), self.1.result(&acc.1))
+    }
+}
+
+impl<T, A: Aggregator<T>, B: Aggregator<T>> Aggregator<T> for (A, B) {
+    fn add(&self, acc: &mut Self::Acc, record: &T) {
+        self.0.add(&mut acc.0, record);
+        self.1.add(&mut acc.1, record);
+    }
+}
+
 /// Keeps an incremental aggregate per key.
 pub trait Aggregate<T, K> {
     /// Adds a keyed stage that adds each record to its key's accumulator (kept in keyed state)
@@ -282,5 +305,11 @@ mod tests {
         }
         assert_eq!(avg.result(&a), 3.0);
         assert_eq!(Count.result(&4), 4);
+
+        let both = (Count, sum(|x: &u64| *x));
+        let mut a = Merge::init(&both);
+        both.add(&mut a, &5);
+        both.add(&mut a, &6);
+        assert_eq!(both.result(&a), (2, 11));
     }
 }

@@ -67,7 +67,9 @@ pub mod prelude {
     pub use crate::sinks::{
         ChannelSink, CollectSink, Collected, Count, CountSink, Discard, JsonLinesSink,
     };
-    pub use crate::sources::{IterSource, LinesSource, ZipfKeys};
+    pub use crate::sources::{
+        IterSource, LinesSource, RateProfile, RateSource, SourceExt, ZipfKeys,
+    };
     pub use crate::top_n::TopN;
     pub use crate::window::{Window, WindowBy, WindowResult, hop, session, tumbling};
 }

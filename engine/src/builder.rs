@@ -372,6 +372,45 @@ impl<T: Data> Stream<T> {
 
     /// Partitions the stream by `key`: the next stage receives every record of a key on the
     /// same worker and may keep keyed state.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use rheo_engine::operator::{Context, Operator};
+    /// use rheo_engine::source::IterSource;
+    /// use rheo_engine::{JobOptions, PipelineBuilder};
+    ///
+    /// /// Tags each word with the worker that saw it.
+    /// struct Where;
+    /// impl Operator for Where {
+    ///     type In = &'static str;
+    ///     type Out = (&'static str, usize);
+    ///     type State = ();
+    ///     fn on_batch(&mut self, batch: &mut Vec<&'static str>, cx: &mut Context<'_, (&'static str, usize), ()>) {
+    ///         let me = cx.worker().index;
+    ///         batch.drain(..).for_each(|w| cx.emit((w, me)));
+    ///     }
+    /// }
+    ///
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let s = seen.clone();
+    /// let builder = PipelineBuilder::new();
+    /// builder
+    ///     .source("words", IterSource::new(["a", "b", "a", "c", "a", "b"]))
+    ///     .key_by(|w: &&str| *w)
+    ///     .unary("where", |_| Where)
+    ///     .parallelism(3)
+    ///     .sink_fn("out", move |x| s.lock().unwrap().push(x));
+    /// builder.build()?.run(JobOptions::default())?;
+    /// // Every "a" went to the same worker, as did every "b".
+    /// let seen = seen.lock().unwrap();
+    /// let workers_of = |w: &str| {
+    ///     let mut ws: Vec<usize> = seen.iter().filter(|(x, _)| *x == w).map(|(_, i)| *i).collect();
+    ///     ws.dedup();
+    ///     ws.len()
+    /// };
+    /// assert_eq!((workers_of("a"), workers_of("b")), (1, 1));
+    /// # Ok::<(), rheo_engine::JobError>(())
+    /// ```
     pub fn key_by<K, F>(&self, key: F) -> KeyedStream<T, K, F>
     where
         K: Hash + Eq + Send + 'static,
@@ -386,6 +425,24 @@ impl<T: Data> Stream<T> {
 
     /// The records of both streams, as one stream (no extra stage: the next stage gets one
     /// input edge from each).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use rheo_engine::source::IterSource;
+    /// use rheo_engine::{JobOptions, PipelineBuilder};
+    ///
+    /// let all = Arc::new(Mutex::new(Vec::new()));
+    /// let a = all.clone();
+    /// let builder = PipelineBuilder::new();
+    /// let odd = builder.source("odd", IterSource::new([1u8, 3, 5]));
+    /// let even = builder.source("even", IterSource::new([2u8, 4]));
+    /// odd.union(&even).sink_fn("all", move |x| a.lock().unwrap().push(x));
+    /// builder.build()?.run(JobOptions::default())?;
+    /// let mut all = all.lock().unwrap().clone();
+    /// all.sort();
+    /// assert_eq!(all, vec![1, 2, 3, 4, 5]);
+    /// # Ok::<(), rheo_engine::JobError>(())
+    /// ```
     pub fn union(&self, other: &Stream<T>) -> Stream<T> {
         let mut ports = self.ports.clone();
         ports.extend(other.ports.iter().cloned());

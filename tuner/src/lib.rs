@@ -1,16 +1,28 @@
 //! # rheo-tuner
 //!
-//! The tuner of rheo. This crate starts with the one thing every tuner — static, DS2, the
-//! oracle and the RL agent — must share so that comparisons are honest: the **objective**
-//! (design.md §4), computed from the engine's per-epoch
-//! [`MetricsSnapshot`](rheo_engine::MetricsSnapshot)s.
+//! The tuning ground of rheo: workload specs that run as real pipelines ([`spec`]), the
+//! objective every tuner is scored by ([`objective`]), and the environments and tuners built on
+//! them.
 //!
 //! ```
-//! use rheo_tuner::objective::{Objective, run_objective};
-//! let objective = Objective { latency_slo_ms: 100.0, max_threads: 8, stages: vec!["map".into()] };
-//! # let _ = (objective, run_objective(&[]));
+//! use rheo_tuner::spec::Workload;
+//! let w = Workload::parse(r#"
+//!     name = "tiny"
+//!     duration_s = 10
+//!     [source]
+//!     rate = { profile = "constant", value = 1000 }
+//!     [[stage]]
+//!     name = "work"
+//!     wait_us = 50
+//!     [objective]
+//!     latency_slo_ms = 100
+//!     max_threads = 4
+//! "#, "tiny.toml")?;
+//! assert_eq!(w.epochs(), 10);
+//! # Ok::<(), rheo_tuner::spec::SpecError>(())
 //! ```
 
 #![warn(missing_docs)]
 
 pub mod objective;
+pub mod spec;

@@ -16,12 +16,18 @@ struct Cli {
 enum Command {
     /// Prints the per-epoch table of a metrics log written with `JobOptions::metrics_jsonl`.
     Metrics(cli::metrics::Args),
+    /// Runs one tuner on one workload and prints a row per epoch.
+    Tune(cli::tune::Args),
+    /// Scores static, tuned DS2 and the oracle on workloads.
+    Scoreboard(cli::scoreboard::Args),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Metrics(args) => cli::metrics::run(args),
+        Command::Tune(args) => cli::tune::run_tune(args),
+        Command::Scoreboard(args) => cli::scoreboard::run_scoreboard(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,3 +1,5 @@
 //! One module per subcommand.
 
 pub mod metrics;
+pub mod scoreboard;
+pub mod tune;

@@ -24,5 +24,11 @@
 
 #![warn(missing_docs)]
 
+pub mod action;
+pub mod convergence;
+pub mod env;
 pub mod objective;
+pub mod run;
+pub mod scoreboard;
 pub mod spec;
+pub mod tuners;

@@ -1,0 +1,114 @@
+//! `rheo scoreboard`: static, tuned DS2 and the oracle on each workload, over evaluation
+//! seeds, on the simulator or the engine.
+
+use std::path::PathBuf;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rheo::tuner::scoreboard::{
+    Backend, EVALUATION_SEEDS, Row, TunerKind, row, run_once, sim_params, tune_ds2,
+};
+use rheo::tuner::spec::Workload;
+
+/// Arguments of `rheo scoreboard`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Workload specs (TOML).
+    #[arg(long, num_args = 1.., required = true)]
+    workload: Vec<PathBuf>,
+    /// sim or engine.
+    #[arg(long, default_value = "sim")]
+    backend: String,
+    /// Runs per tuner and workload (evaluation seeds).
+    #[arg(long, default_value_t = 3)]
+    seeds: usize,
+    /// Write the rows as a JSON list.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Runs the scoreboard and prints its table.
+pub fn run_scoreboard(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let backend = match args.backend.as_str() {
+        "engine" => Backend::Engine,
+        "sim" => Backend::Sim,
+        other => {
+            return Err(format!("--backend: unknown backend `{other}` (sim or engine)").into());
+        }
+    };
+    if args.seeds == 0 || args.seeds > EVALUATION_SEEDS.len() {
+        return Err(format!("--seeds: must be in 1..={}", EVALUATION_SEEDS.len()).into());
+    }
+    let seeds = &EVALUATION_SEEDS[..args.seeds];
+    let workloads = args
+        .workload
+        .iter()
+        .map(|p| Workload::load(p).map(|w| (p.clone(), w)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let tuning_runs = if backend == Backend::Engine { 3 } else { 0 };
+    let total = workloads.len() * (3 * seeds.len() + tuning_runs);
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} runs {msg} [{elapsed_precise}, eta {eta}]",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut rows: Vec<Row> = Vec::new();
+    for (path, workload) in &workloads {
+        let params = sim_params(path, workload)?;
+        bar.set_message(format!("{}: tuning ds2", workload.name));
+        let (knobs, _) = tune_ds2(workload, &params, backend)?;
+        bar.inc(tuning_runs as u64);
+        for kind in [TunerKind::Static, TunerKind::Ds2(knobs), TunerKind::Oracle] {
+            bar.set_message(format!("{}: {}", workload.name, kind.label()));
+            let mut runs = Vec::new();
+            for seed in seeds {
+                runs.push(run_once(workload, &params, backend, &kind, *seed)?);
+                bar.inc(1);
+            }
+            rows.push(row(workload, backend, &kind, &runs));
+        }
+    }
+    bar.finish_and_clear();
+    print_table(&rows);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&rows)?)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "{:<14} {:<7} {:>7} {:>6} {:>9} {:>9} {:>8} {:>7} {:>7} {:>6} {:>5} {:>6}",
+        "workload",
+        "tuner",
+        "obj",
+        "±ci95",
+        "thru/s",
+        "target/s",
+        "p99 ms",
+        "threads",
+        "reconf",
+        "conv",
+        "rmax",
+        "slo-x"
+    );
+    for r in rows {
+        println!(
+            "{:<14} {:<7} {:>7.3} {:>6.3} {:>9.0} {:>9.0} {:>8.1} {:>7.2} {:>7.1} {:>6.1} {:>5} {:>6.1}",
+            r.workload,
+            r.tuner,
+            r.objective,
+            r.objective_ci95,
+            r.throughput_eps,
+            r.target_eps,
+            r.p99_ms,
+            r.mean_threads,
+            r.reconfigurations,
+            r.epochs_to_converge,
+            r.reconfigs_to_converge_max,
+            r.slo_violation_epochs
+        );
+    }
+}

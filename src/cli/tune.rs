@@ -1,0 +1,137 @@
+//! `rheo tune`: one tuner on one workload, live on the engine (or on the simulator), with a
+//! per-epoch table and an optional run log.
+
+use std::path::PathBuf;
+
+use rheo::engine::MetricsSnapshot;
+use rheo::tuner::env::{EngineEnv, Environment, SimEnv};
+use rheo::tuner::run::{EpochRecord, RunLog, run};
+use rheo::tuner::scoreboard::{Backend, context, sim_params};
+use rheo::tuner::spec::Workload;
+use rheo::tuner::tuners::{Ds2, Ds2Knobs, Oracle, Static, Tuner, plan_oracle};
+
+/// Arguments of `rheo tune`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Workload spec (TOML).
+    #[arg(long)]
+    workload: PathBuf,
+    /// static, ds2 or oracle.
+    #[arg(long, default_value = "ds2")]
+    tuner: String,
+    /// Stop after this many epochs (default: the workload's duration).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Write a run log (JSON lines: a header, then one line per epoch).
+    #[arg(long)]
+    run_log: Option<PathBuf>,
+    /// Key seed (and simulator noise seed).
+    #[arg(long, default_value_t = 1000)]
+    seed: u64,
+    /// engine or sim.
+    #[arg(long, default_value = "engine")]
+    backend: String,
+    /// DS2: epochs to wait after a change.
+    #[arg(long, default_value_t = 1)]
+    ds2_warmup: usize,
+    /// DS2: consecutive agreeing epochs before a change.
+    #[arg(long, default_value_t = 1)]
+    ds2_activation: usize,
+    /// DS2: over-provisioning factor.
+    #[arg(long, default_value_t = 0.0)]
+    ds2_factor: f64,
+    /// DS2: seconds to work off backlog in (0: ignore backlog).
+    #[arg(long, default_value_t = 0.0)]
+    ds2_catch_up: f64,
+}
+
+/// Runs the tuner and prints a row per epoch.
+pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let mut workload = Workload::load(&args.workload)?;
+    if let Some(n) = args.epochs {
+        workload.duration_s = workload.duration_s.min(n as f64 * workload.epoch_s);
+    }
+    let backend = match args.backend.as_str() {
+        "engine" => Backend::Engine,
+        "sim" => Backend::Sim,
+        other => {
+            return Err(format!("--backend: unknown backend `{other}` (engine or sim)").into());
+        }
+    };
+    let params = sim_params(&args.workload, &workload)?;
+    let cx = context(&workload);
+    let mut tuner: Box<dyn Tuner> = match args.tuner.as_str() {
+        "static" => Box::new(Static),
+        "ds2" => Box::new(Ds2::new(Ds2Knobs {
+            warmup_epochs: args.ds2_warmup,
+            activation: args.ds2_activation,
+            factor: args.ds2_factor,
+            catch_up_s: args.ds2_catch_up,
+        })),
+        "oracle" => Box::new(Oracle::new(plan_oracle(
+            &workload,
+            params.clone(),
+            &cx.bounds,
+        ))),
+        other => {
+            return Err(format!("--tuner: unknown tuner `{other}` (static, ds2 or oracle)").into());
+        }
+    };
+    let mut env: Box<dyn Environment> = match backend {
+        Backend::Engine => Box::new(EngineEnv::start(&workload, args.seed)?),
+        Backend::Sim => Box::new(SimEnv::new(&workload, params, args.seed)),
+    };
+    let mut log = match &args.run_log {
+        Some(path) => Some(RunLog::create(
+            path,
+            &serde_json::json!({
+                "workload": workload.name,
+                "spec": args.workload,
+                "tuner": tuner.name(),
+                "settings": tuner.settings(),
+                "backend": backend.to_string(),
+                "seed": args.seed,
+            }),
+        )?),
+        None => None,
+    };
+    let stages = workload.stage_names();
+    let header = stages
+        .iter()
+        .map(|s| format!("{:>14}", format!("{s} p/buf")))
+        .collect::<String>();
+    println!(
+        "{:>5} {:>9} {:>9} {:>8} {:>8} {:>7}{header}  decision",
+        "epoch", "offered/s", "through/s", "backlog", "p99 ms", "reward"
+    );
+    let print = |snapshot: &MetricsSnapshot, record: &EpochRecord| {
+        let per_stage: String = stages
+            .iter()
+            .map(|s| {
+                let p = snapshot.config.parallelism(s).unwrap_or(0);
+                let buf = snapshot.stage(s).map_or(0, |m| m.input_capacity / p.max(1));
+                format!("{:>14}", format!("{p}/{buf}"))
+            })
+            .collect();
+        println!(
+            "{:>5} {:>9.0} {:>9.0} {:>8} {:>8.1} {:>7.3}{per_stage}  {}",
+            record.epoch,
+            record.offered_rate,
+            record.throughput,
+            record.backlog,
+            record.p99_ms,
+            record.score.reward,
+            record.decision.reason
+        );
+    };
+    let result = run(env.as_mut(), tuner.as_mut(), &cx, log.as_mut(), print)?;
+    println!(
+        "\n{} on {} ({}): objective {:.3} over {} epochs",
+        result.tuner,
+        workload.name,
+        result.backend,
+        result.objective,
+        result.epochs.len()
+    );
+    Ok(())
+}

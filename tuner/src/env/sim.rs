@@ -1,0 +1,697 @@
+//! [`SimEnv`]: a queueing model of a workload's pipeline, epoch by epoch, producing the same
+//! [`MetricsSnapshot`]s the engine does — thousands of epochs per second.
+//!
+//! The model, per stage `i` with `p` workers:
+//! - a worker serves a record in `s = (cpu + wait + batch_wait / b_eff) / rate_factor +
+//!   overhead` µs, where `b_eff` is the batch that actually forms (full batches at high rates,
+//!   partial ones flushed after the flush timeout at low rates);
+//! - the stage absorbs at most `C = μ · (1 / share)^α` records/s, where `μ = 1e6 / s`, `share`
+//!   is the input share of its busiest worker (`1/p` for round-robin edges; for hash edges the
+//!   busiest worker's share of the Zipf key distribution, from the engine's own key-group
+//!   assignment) and `α ≤ 1` captures sub-linear scaling;
+//! - CPU work is limited by the machine's cores over all stages together;
+//! - the source emits what its schedule offers plus backlog, up to the pipeline's capacity; the
+//!   rest stays in the backlog, and latency counts the time events wait in it, in full
+//!   buffers ahead of a bottleneck, for batches to fill, and to be served.
+//!
+//! [`SimParams`] holds the constants calibrated from recorded engine snapshots
+//! ([`crate::calibrate`]).
+
+use std::collections::BTreeMap;
+use std::f64::consts::TAU;
+use std::path::Path;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rheo_engine::config::{EdgeConfig, StageConfig};
+use rheo_engine::metrics::{
+    EdgeMetrics, HostMetrics, LatencyMetrics, ReconfigSummary, SourceMetrics, StageKind,
+    StageMetrics,
+};
+use rheo_engine::partition::{DEFAULT_KEY_GROUPS, Partition, key_group, key_group_range, key_hash};
+use rheo_engine::{JobConfig, MetricsSnapshot};
+use serde::{Deserialize, Serialize};
+
+use super::{EnvError, Environment};
+use crate::spec::{SINK, SOURCE, Workload};
+
+/// The calibrated constants of the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimParams {
+    /// Per stage: measured per-worker service rate ÷ the spec's nominal one.
+    pub rate_factor: Vec<f64>,
+    /// Per stage: scaling exponent `α` (1 = linear in parallelism).
+    pub scaling: Vec<f64>,
+    /// Engine CPU per record per stage, in µs.
+    pub overhead_us: f64,
+    /// Source CPU per event, in µs.
+    pub source_overhead_us: f64,
+    /// Cores available.
+    pub cores: f64,
+    /// Latency every record pays regardless (scheduling, hops), in ms.
+    pub latency_floor_ms: f64,
+    /// Measured p99 ÷ modelled latency.
+    pub latency_factor: f64,
+    /// Relative standard deviation of per-epoch service-rate noise.
+    pub noise: f64,
+    /// The engine's flush timeout for partial batches, in seconds.
+    pub flush_timeout_s: f64,
+}
+
+impl SimParams {
+    /// Nominal constants for `workload` on this machine: the spec's costs at face value.
+    pub fn nominal(workload: &Workload) -> SimParams {
+        let n = workload.stages.len();
+        SimParams {
+            rate_factor: vec![1.0; n],
+            scaling: vec![1.0; n],
+            overhead_us: 0.5,
+            source_overhead_us: 0.5,
+            cores: std::thread::available_parallelism().map_or(2.0, |c| c.get() as f64),
+            latency_floor_ms: 2.0,
+            latency_factor: 1.0,
+            noise: 0.03,
+            flush_timeout_s: 0.002,
+        }
+    }
+
+    /// Reads calibrated constants written by [`SimParams::save`].
+    pub fn load(path: impl AsRef<Path>) -> Result<SimParams, EnvError> {
+        let path = path.as_ref();
+        let fail = |reason: String| EnvError::Calibration {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| fail(e.to_string()))
+    }
+
+    /// Writes the constants as JSON.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), EnvError> {
+        let path = path.as_ref();
+        let text = serde_json::to_string_pretty(self).unwrap_or_default();
+        std::fs::write(path, text).map_err(|e| EnvError::Calibration {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// Per key group, its share of a Zipf key distribution (hashed as the engine hashes keys).
+fn group_shares(key_space: u64, skew: f64) -> Vec<f64> {
+    let groups = DEFAULT_KEY_GROUPS;
+    let mut shares = vec![0.0; groups as usize];
+    let weights: Vec<f64> = (0..key_space)
+        .map(|k| ((k + 1) as f64).powf(-skew))
+        .collect();
+    let total: f64 = weights.iter().sum();
+    for (k, w) in weights.iter().enumerate() {
+        shares[key_group(key_hash(&(k as u64)), groups) as usize] += w / total;
+    }
+    shares
+}
+
+/// The pipeline model of one workload.
+#[derive(Debug, Clone)]
+pub struct Model {
+    workload: Workload,
+    params: SimParams,
+    /// Per parallelism (index p), the busiest worker's share under hash partitioning.
+    hash_share: Vec<f64>,
+    /// This epoch's service-rate noise per stage.
+    noise: Vec<f64>,
+}
+
+/// Per stage: service rate, CPU per record, effective batch; and the pipeline's capacity.
+struct StageModel {
+    mu: Vec<f64>,
+    cpu_us: Vec<f64>,
+    b_eff: Vec<f64>,
+    /// Source events per second the pipeline can take.
+    capacity: f64,
+    bottleneck: usize,
+}
+
+/// What one epoch of the model yields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochOutcome {
+    /// Events emitted by the source.
+    pub emitted: f64,
+    /// Backlog at the end of the epoch.
+    pub backlog: f64,
+    /// Events the source can emit per second with this configuration.
+    pub capacity: f64,
+    /// The stage that limits the capacity.
+    pub bottleneck: usize,
+    /// p99 latency, ms.
+    pub p99_ms: f64,
+    /// Per stage: average busy fraction of its workers.
+    pub busy: Vec<f64>,
+    /// Per stage: (blocked, idle) fractions.
+    pub waiting: Vec<(f64, f64)>,
+    /// Per stage: input channel fill, 0..1.
+    pub occupancy: Vec<f64>,
+    /// Per stage: per-worker service rate μ (records per busy second).
+    pub mu: Vec<f64>,
+    /// Per stage: input rate multiplier relative to the source rate.
+    pub gain: Vec<f64>,
+    /// Per stage: CPU µs per record.
+    pub cpu_us: Vec<f64>,
+}
+
+impl Model {
+    /// The model of `workload` with `params`.
+    pub fn new(workload: &Workload, params: SimParams) -> Model {
+        let shares = group_shares(workload.source.key_space, workload.source.key_skew);
+        let max_p = workload
+            .stages
+            .iter()
+            .map(|s| workload.max_parallelism(s))
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let hash_share = (0..=max_p)
+            .map(|p| {
+                if p == 0 {
+                    return 1.0;
+                }
+                (0..p)
+                    .map(|w| {
+                        key_group_range(w, p, DEFAULT_KEY_GROUPS)
+                            .map(|g| shares[g as usize])
+                            .sum::<f64>()
+                    })
+                    .fold(0.0, f64::max)
+            })
+            .collect();
+        Model {
+            workload: workload.clone(),
+            params,
+            hash_share,
+            noise: Vec::new(),
+        }
+    }
+
+    /// The workload.
+    pub fn workload(&self) -> &Workload {
+        &self.workload
+    }
+
+    /// The constants.
+    pub fn params(&self) -> &SimParams {
+        &self.params
+    }
+
+    /// Name of the edge into stage `i`.
+    pub fn edge_into(&self, i: usize) -> String {
+        let from = if i == 0 {
+            SOURCE
+        } else {
+            &self.workload.stages[i - 1].name
+        };
+        format!("{from}->{}", self.workload.stages[i].name)
+    }
+
+    /// The edge into the sink.
+    pub fn sink_edge(&self) -> String {
+        let last = self
+            .workload
+            .stages
+            .last()
+            .map_or(SOURCE, |s| s.name.as_str());
+        format!("{last}->{SINK}")
+    }
+
+    fn share(&self, i: usize, p: usize) -> f64 {
+        match self.workload.stages[i].partition {
+            Partition::Hash => self.hash_share.get(p).copied().unwrap_or(1.0 / p as f64),
+            Partition::Broadcast => 1.0,
+            Partition::Forward | Partition::Rebalance => 1.0 / p as f64,
+        }
+    }
+
+    /// Service rates, capacities and batch sizes of every stage at source rate `rate`.
+    fn stages(&self, config: &JobConfig, gain: &[f64], rate: f64) -> StageModel {
+        let w = &self.workload;
+        let par = |name: &str| {
+            config
+                .parallelism(name)
+                .unwrap_or(w.initial.parallelism)
+                .max(1)
+        };
+        let n = w.stages.len();
+        let mut model = StageModel {
+            mu: Vec::with_capacity(n),
+            cpu_us: Vec::with_capacity(n),
+            b_eff: Vec::with_capacity(n),
+            capacity: f64::INFINITY,
+            bottleneck: 0,
+        };
+        let mut cpu_per_event = self.params.source_overhead_us;
+        for (i, s) in w.stages.iter().enumerate() {
+            let p = par(&s.name);
+            let p_up = if i == 0 {
+                1
+            } else {
+                par(&w.stages[i - 1].name)
+            };
+            let batch_size = config
+                .edges
+                .get(&self.edge_into(i))
+                .map_or(w.initial.batch_size, |e| e.batch_size);
+            let per_buffer = rate * gain[i]
+                / p_up as f64
+                / if s.partition == Partition::Hash {
+                    p as f64
+                } else {
+                    1.0
+                };
+            let b = (per_buffer * self.params.flush_timeout_s).clamp(1.0, batch_size as f64);
+            let factor = self
+                .params
+                .rate_factor
+                .get(i)
+                .copied()
+                .unwrap_or(1.0)
+                .max(1e-6);
+            let cpu_us = s.cpu_us / factor + self.params.overhead_us;
+            let service =
+                (s.cpu_us + s.wait_us + s.batch_wait_us / b) / factor + self.params.overhead_us;
+            let mu = 1e6 / service * self.noise.get(i).copied().unwrap_or(1.0);
+            let alpha = self.params.scaling.get(i).copied().unwrap_or(1.0);
+            let mut capacity = mu * (1.0 / self.share(i, p)).powf(alpha);
+            // CPU work runs on at most as many cores as there are workers (and cores).
+            capacity = capacity.min(self.params.cores.min(p as f64) * 1e6 / cpu_us);
+            cpu_per_event += gain[i] * cpu_us;
+            let limit = capacity / gain[i];
+            if limit < model.capacity {
+                model.capacity = limit;
+                model.bottleneck = i;
+            }
+            model.mu.push(mu);
+            model.cpu_us.push(cpu_us);
+            model.b_eff.push(b);
+        }
+        model.capacity = model
+            .capacity
+            .min(self.params.cores * 1e6 / cpu_per_event.max(1e-9));
+        model
+    }
+
+    /// Runs one epoch of `epoch_s` seconds with `config`, `offered` new events and `backlog`
+    /// waiting; `noise` multiplies each stage's service rate.
+    pub fn epoch(
+        &mut self,
+        config: &JobConfig,
+        offered: f64,
+        backlog: f64,
+        noise: &[f64],
+    ) -> EpochOutcome {
+        self.noise.clear();
+        self.noise.extend_from_slice(noise);
+        let w = &self.workload;
+        let e = w.epoch_s;
+        let par = |name: &str| {
+            config
+                .parallelism(name)
+                .unwrap_or(w.initial.parallelism)
+                .max(1)
+        };
+        let edge = |name: String| {
+            config.edges.get(&name).copied().unwrap_or(EdgeConfig {
+                capacity: w.initial.buffer,
+                batch_size: w.initial.batch_size,
+            })
+        };
+        let n = w.stages.len();
+        // Rate multipliers along the chain.
+        let mut gain = Vec::with_capacity(n);
+        let mut g = 1.0;
+        for s in &w.stages {
+            gain.push(g);
+            g *= s.selectivity;
+        }
+        let sink_gain = g;
+        // Partial batches depend on the rate, and the rate on the capacity: start from the rate
+        // wanted, then refine once with the rate achieved.
+        let wanted = (offered + backlog) / e;
+        let mut stage = self.stages(config, &gain, wanted);
+        let mut emitted = (offered + backlog).min(stage.capacity * e);
+        if emitted < offered + backlog {
+            stage = self.stages(config, &gain, emitted / e);
+            emitted = (offered + backlog).min(stage.capacity * e);
+        }
+        let StageModel {
+            mu,
+            cpu_us: cpu,
+            b_eff,
+            capacity,
+            bottleneck,
+        } = stage;
+        let rate = emitted / e;
+        let backlog_end = offered + backlog - emitted;
+        let saturated = backlog_end > 1.0 && backlog_end >= backlog * 0.999;
+        let mut busy = Vec::with_capacity(n);
+        let mut waiting = Vec::with_capacity(n);
+        let mut occupancy = Vec::with_capacity(n);
+        let mut queue_s = 0.0;
+        let mut batch_s = 0.0;
+        let mut service_s = 0.0;
+        for (i, s) in w.stages.iter().enumerate() {
+            let p = par(&s.name) as f64;
+            let ec = edge(self.edge_into(i));
+            let input = rate * gain[i];
+            let u = (input / (mu[i] * p)).min(1.0);
+            busy.push(u);
+            let hot = (input * self.share(i, p as usize) / mu[i]).min(0.999);
+            let upstream_of_bottleneck = saturated && i <= bottleneck;
+            let occ = if upstream_of_bottleneck {
+                1.0
+            } else {
+                let batches = hot * hot / (1.0 - hot);
+                (batches / ec.capacity as f64).min(1.0)
+            };
+            occupancy.push(occ);
+            waiting.push(if saturated && i < bottleneck {
+                (1.0 - u, 0.0)
+            } else {
+                (0.0, 1.0 - u)
+            });
+            let per_channel = (input / p).max(1e-9);
+            queue_s += occ * ec.capacity as f64 * b_eff[i] / per_channel;
+            let p_up = if i == 0 {
+                1.0
+            } else {
+                par(&w.stages[i - 1].name) as f64
+            };
+            let per_buffer = input
+                / p_up
+                / if s.partition == Partition::Hash {
+                    p
+                } else {
+                    1.0
+                };
+            batch_s +=
+                (ec.batch_size as f64 / per_buffer.max(1e-9)).min(self.params.flush_timeout_s);
+            service_s += b_eff[i] / mu[i];
+        }
+        let backlog_s = if backlog_end > 1.0 {
+            backlog_end / rate.max(1.0)
+        } else {
+            0.0
+        };
+        let modelled_ms = (backlog_s + queue_s + batch_s + service_s) * 1e3;
+        let p99_ms = self.params.latency_floor_ms + self.params.latency_factor * modelled_ms;
+        EpochOutcome {
+            emitted,
+            backlog: backlog_end,
+            capacity,
+            bottleneck,
+            p99_ms,
+            busy,
+            waiting,
+            occupancy,
+            mu,
+            gain: {
+                let mut g = gain;
+                g.push(sink_gain);
+                g
+            },
+            cpu_us: cpu,
+        }
+    }
+}
+
+/// A simulated run of a workload.
+pub struct SimEnv {
+    model: Model,
+    config: JobConfig,
+    rng: SmallRng,
+    epoch: usize,
+    epochs: usize,
+    backlog: f64,
+    offered_total: f64,
+    emitted_total: f64,
+    generation: u64,
+    changed: bool,
+}
+
+impl SimEnv {
+    /// A run of `workload` from its initial configuration; `seed` drives the noise.
+    pub fn new(workload: &Workload, params: SimParams, seed: u64) -> SimEnv {
+        SimEnv {
+            config: initial_config(workload),
+            model: Model::new(workload, params),
+            rng: SmallRng::seed_from_u64(seed ^ 0x5eed_0f_5111),
+            epoch: 0,
+            epochs: workload.epochs(),
+            backlog: 0.0,
+            offered_total: 0.0,
+            emitted_total: 0.0,
+            generation: 0,
+            changed: false,
+        }
+    }
+
+    /// The model behind the run.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    fn normal(&mut self) -> f64 {
+        // Box–Muller.
+        let u1: f64 = self.rng.random::<f64>().max(1e-12);
+        let u2: f64 = self.rng.random();
+        (-2.0 * u1.ln()).sqrt() * (TAU * u2).cos()
+    }
+}
+
+/// The configuration a workload starts from, as the engine would build it.
+pub fn initial_config(w: &Workload) -> JobConfig {
+    let mut c = JobConfig::default();
+    c.stages
+        .insert(SOURCE.into(), StageConfig { parallelism: 1 });
+    c.stages.insert(SINK.into(), StageConfig { parallelism: 1 });
+    let edge = EdgeConfig {
+        capacity: w.initial.buffer,
+        batch_size: w.initial.batch_size,
+    };
+    let mut prev = SOURCE.to_owned();
+    for s in &w.stages {
+        c.stages.insert(
+            s.name.clone(),
+            StageConfig {
+                parallelism: w.initial.parallelism,
+            },
+        );
+        c.edges.insert(format!("{prev}->{}", s.name), edge);
+        prev = s.name.clone();
+    }
+    c.edges.insert(format!("{prev}->{SINK}"), edge);
+    c
+}
+
+impl Environment for SimEnv {
+    fn backend(&self) -> &'static str {
+        "sim"
+    }
+
+    fn observe(&mut self) -> Result<Option<MetricsSnapshot>, EnvError> {
+        if self.epoch >= self.epochs {
+            return Ok(None);
+        }
+        let w = self.model.workload.clone();
+        let e = w.epoch_s;
+        let (t0, t1) = (self.epoch as f64 * e, (self.epoch + 1) as f64 * e);
+        let offered = w.source.rate.offered_at(t1) - w.source.rate.offered_at(t0);
+        let sigma = self.model.params.noise;
+        let noise: Vec<f64> = (0..w.stages.len())
+            .map(|_| (sigma * self.normal()).exp())
+            .collect();
+        let mut out = self
+            .model
+            .epoch(&self.config, offered, self.backlog, &noise);
+        if self.changed {
+            // A reconfiguration drains the pipeline and restarts it: a short pause.
+            out.p99_ms += 1.0;
+        }
+        self.backlog = out.backlog;
+        self.offered_total += offered;
+        self.emitted_total += out.emitted;
+        let snapshot = self.snapshot(&out, offered, t1);
+        self.epoch += 1;
+        self.changed = false;
+        Ok(Some(snapshot))
+    }
+
+    fn apply(&mut self, config: &JobConfig) -> Result<(), EnvError> {
+        if *config != self.config {
+            self.config = config.clone();
+            self.generation += 1;
+            self.changed = true;
+        }
+        Ok(())
+    }
+}
+
+impl SimEnv {
+    fn snapshot(&self, out: &EpochOutcome, offered: f64, t_end: f64) -> MetricsSnapshot {
+        let w = &self.model.workload;
+        let e = w.epoch_s;
+        let rate = out.emitted / e;
+        let par = |name: &str| self.config.parallelism(name).unwrap_or(1);
+        let mut stages = Vec::with_capacity(w.stages.len() + 2);
+        let blank = |name: &str, kind: StageKind, parallelism: usize| StageMetrics {
+            name: name.into(),
+            kind,
+            parallelism,
+            records_in: 0,
+            records_out: 0,
+            busy_s: 0.0,
+            blocked_s: 0.0,
+            idle_s: 0.0,
+            cpu_s: 0.0,
+            busy_fraction: 0.0,
+            blocked_fraction: 0.0,
+            idle_fraction: 0.0,
+            cpu_fraction: 0.0,
+            observed_input_rate: 0.0,
+            observed_output_rate: 0.0,
+            true_processing_rate: 0.0,
+            true_output_rate: 0.0,
+            keyed_state_keys: 0,
+            input_queue: 0.0,
+            input_capacity: 0,
+            input_occupancy: 0.0,
+            counters: BTreeMap::new(),
+            workers: Vec::new(),
+        };
+        let mut source = blank(SOURCE, StageKind::Source, 1);
+        source.records_out = out.emitted as u64;
+        source.observed_output_rate = rate;
+        source.busy_fraction = (rate * self.model.params.source_overhead_us / 1e6).min(1.0);
+        source.idle_fraction = 1.0 - source.busy_fraction;
+        stages.push(source);
+        let mut edges = Vec::new();
+        for (i, s) in w.stages.iter().enumerate() {
+            let p = par(&s.name);
+            let input = rate * out.gain[i];
+            let mut m = blank(&s.name, StageKind::Operator, p);
+            let u = out.busy[i];
+            m.records_in = (input * e) as u64;
+            m.records_out = (input * s.selectivity * e) as u64;
+            m.busy_fraction = u;
+            m.blocked_fraction = out.waiting[i].0;
+            m.idle_fraction = out.waiting[i].1;
+            m.busy_s = u * p as f64 * e;
+            m.blocked_s = m.blocked_fraction * p as f64 * e;
+            m.idle_s = m.idle_fraction * p as f64 * e;
+            m.cpu_s = input * out.cpu_us[i] / 1e6 * e;
+            m.cpu_fraction = m.cpu_s / (e * p as f64);
+            m.observed_input_rate = input;
+            m.observed_output_rate = input * s.selectivity;
+            if input > 0.0 {
+                m.true_processing_rate = out.mu[i] * p as f64;
+                m.true_output_rate = out.mu[i] * p as f64 * s.selectivity;
+            }
+            m.keyed_state_keys = if s.keyed_state {
+                w.source.key_space.min(self.emitted_total as u64)
+            } else {
+                0
+            };
+            let name = self.model.edge_into(i);
+            let ec = self.config.edges.get(&name).copied().unwrap_or(EdgeConfig {
+                capacity: w.initial.buffer,
+                batch_size: w.initial.batch_size,
+            });
+            m.input_capacity = ec.capacity * p;
+            m.input_occupancy = out.occupancy[i];
+            m.input_queue = out.occupancy[i] * (ec.capacity * p) as f64;
+            let from = if i == 0 {
+                SOURCE.to_owned()
+            } else {
+                w.stages[i - 1].name.clone()
+            };
+            edges.push(EdgeMetrics {
+                name,
+                from,
+                to: s.name.clone(),
+                partition: s.partition,
+                capacity: ec.capacity,
+                batch_size: ec.batch_size,
+                channels: p,
+                queue_mean: m.input_queue,
+                queue_max: (out.occupancy[i] * ec.capacity as f64).ceil() as usize,
+                occupancy: out.occupancy[i],
+            });
+            stages.push(m);
+        }
+        let sink_rate = rate * out.gain[w.stages.len()];
+        let mut sink = blank(SINK, StageKind::Sink, 1);
+        sink.records_in = (sink_rate * e) as u64;
+        sink.observed_input_rate = sink_rate;
+        sink.idle_fraction = 1.0;
+        stages.push(sink);
+        let sink_edge = self.model.sink_edge();
+        if let Some(ec) = self.config.edges.get(&sink_edge) {
+            edges.push(EdgeMetrics {
+                name: sink_edge,
+                from: w
+                    .stages
+                    .last()
+                    .map_or(SOURCE.to_owned(), |s| s.name.clone()),
+                to: SINK.into(),
+                partition: Partition::Forward,
+                capacity: ec.capacity,
+                batch_size: ec.batch_size,
+                channels: 1,
+                queue_mean: 0.0,
+                queue_max: 0,
+                occupancy: 0.0,
+            });
+        }
+        // The rate in force just before the epoch ended (not the next step's).
+        let target_rate = w.source.rate.rate_at(t_end - 1e-9);
+        let records = (sink_rate * e) as u64;
+        let p99 = out.p99_ms;
+        MetricsSnapshot {
+            epoch: self.epoch as u64,
+            time_s: t_end,
+            epoch_s: e,
+            generation: self.generation,
+            config: self.config.clone(),
+            stages,
+            edges,
+            sources: vec![SourceMetrics {
+                name: SOURCE.into(),
+                offered: offered as u64,
+                emitted: out.emitted as u64,
+                backlog: out.backlog as u64,
+                offered_rate: offered / e,
+                emitted_rate: rate,
+                target_rate,
+                offered_total: self.offered_total as u64,
+                emitted_total: self.emitted_total as u64,
+            }],
+            latency: LatencyMetrics {
+                count: records,
+                p50_ms: p99 * 0.5,
+                p95_ms: p99 * 0.85,
+                p99_ms: p99,
+                max_ms: p99 * 1.2,
+                mean_ms: p99 * 0.55,
+            },
+            last_reconfiguration: (self.generation > 0).then_some(ReconfigSummary {
+                generation: self.generation,
+                pause_ms: 1.0,
+                drain_ms: 0.5,
+            }),
+            reconfigurations: self.generation,
+            host: HostMetrics {
+                cores: self.model.params.cores as usize,
+                process_cpu_s: 0.0,
+                process_cpu_fraction: 0.0,
+            },
+        }
+    }
+}

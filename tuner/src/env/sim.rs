@@ -442,7 +442,7 @@ impl SimEnv {
         SimEnv {
             config: initial_config(workload),
             model: Model::new(workload, params),
-            rng: SmallRng::seed_from_u64(seed ^ 0x5eed_0f_5111),
+            rng: SmallRng::seed_from_u64(seed ^ 0x005e_ed0f_5111),
             epoch: 0,
             epochs: workload.epochs(),
             backlog: 0.0,

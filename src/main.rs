@@ -20,6 +20,8 @@ enum Command {
     Tune(cli::tune::Args),
     /// Scores static, tuned DS2 and the oracle on workloads.
     Scoreboard(cli::scoreboard::Args),
+    /// Fits the simulator to engine runs of workloads and reports its error.
+    Calibrate(cli::calibrate::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -28,6 +30,7 @@ fn main() -> std::process::ExitCode {
         Command::Metrics(args) => cli::metrics::run(args),
         Command::Tune(args) => cli::tune::run_tune(args),
         Command::Scoreboard(args) => cli::scoreboard::run_scoreboard(args),
+        Command::Calibrate(args) => cli::calibrate::run_calibrate(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod calibrate;
 pub mod metrics;
 pub mod scoreboard;
 pub mod tune;

@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod action;
+pub mod calibrate;
 pub mod convergence;
 pub mod env;
 pub mod objective;

@@ -132,13 +132,36 @@ struct StageModel {
     bottleneck: usize,
 }
 
+/// What an epoch hands to the next: events waiting at the source and queued in channels.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Carry {
+    /// Due at the source, not yet emitted.
+    pub backlog: f64,
+    /// Emitted, waiting in channels.
+    pub queued: f64,
+}
+
+impl EpochOutcome {
+    /// What this epoch hands to the next.
+    pub fn carry(&self) -> Carry {
+        Carry {
+            backlog: self.backlog,
+            queued: self.queued,
+        }
+    }
+}
+
 /// What one epoch of the model yields.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpochOutcome {
     /// Events emitted by the source.
     pub emitted: f64,
+    /// Events the pipeline worked through (in source events).
+    pub processed: f64,
     /// Backlog at the end of the epoch.
     pub backlog: f64,
+    /// Events queued in channels at the end of the epoch.
+    pub queued: f64,
     /// Events the source can emit per second with this configuration.
     pub capacity: f64,
     /// The stage that limits the capacity.
@@ -298,13 +321,13 @@ impl Model {
         model
     }
 
-    /// Runs one epoch of `epoch_s` seconds with `config`, `offered` new events and `backlog`
-    /// waiting; `noise` multiplies each stage's service rate.
+    /// Runs one epoch of `epoch_s` seconds with `config`, `offered` new events, and the backlog
+    /// and queued events of `state`; `noise` multiplies each stage's service rate.
     pub fn epoch(
         &mut self,
         config: &JobConfig,
         offered: f64,
-        backlog: f64,
+        state: Carry,
         noise: &[f64],
     ) -> EpochOutcome {
         self.noise.clear();
@@ -334,12 +357,10 @@ impl Model {
         let sink_gain = g;
         // Partial batches depend on the rate, and the rate on the capacity: start from the rate
         // wanted, then refine once with the rate achieved.
-        let wanted = (offered + backlog) / e;
-        let mut stage = self.stages(config, &gain, wanted);
-        let mut emitted = (offered + backlog).min(stage.capacity * e);
-        if emitted < offered + backlog {
-            stage = self.stages(config, &gain, emitted / e);
-            emitted = (offered + backlog).min(stage.capacity * e);
+        let demand = offered + state.backlog;
+        let mut stage = self.stages(config, &gain, demand / e);
+        if stage.capacity * e < demand {
+            stage = self.stages(config, &gain, stage.capacity);
         }
         let StageModel {
             mu,
@@ -348,13 +369,26 @@ impl Model {
             capacity,
             bottleneck,
         } = stage;
-        let rate = emitted / e;
-        let backlog_end = offered + backlog - emitted;
-        let saturated = backlog_end > 1.0 && backlog_end >= backlog * 0.999;
+        // Records the channels up to the bottleneck hold when full, in source events.
+        let room_total: f64 = (0..=bottleneck.min(n.saturating_sub(1)))
+            .map(|i| {
+                let ec = edge(self.edge_into(i));
+                (ec.capacity * ec.batch_size * par(&w.stages[i].name)) as f64 / gain[i].max(1e-9)
+            })
+            .sum();
+        // The source emits while the buffers have room; the pipeline works through what is
+        // queued and what arrives, up to its capacity.
+        let can_process = capacity * e;
+        let emitted = demand.min(can_process + (room_total - state.queued).max(0.0));
+        let processed = (state.queued + emitted).min(can_process);
+        let queued_end = state.queued + emitted - processed;
+        let backlog_end = demand - emitted;
+        let rate = processed / e;
+        let saturated = backlog_end > 1.0 || queued_end > 0.5 * room_total;
         let mut busy = Vec::with_capacity(n);
         let mut waiting = Vec::with_capacity(n);
         let mut occupancy = Vec::with_capacity(n);
-        let mut queue_s = 0.0;
+        let mut queue_s = queued_end / capacity.max(1.0);
         let mut batch_s = 0.0;
         let mut service_s = 0.0;
         for (i, s) in w.stages.iter().enumerate() {
@@ -364,12 +398,15 @@ impl Model {
             let u = (input / (mu[i] * p)).min(1.0);
             busy.push(u);
             let hot = (input * self.share(i, p as usize) / mu[i]).min(0.999);
-            let upstream_of_bottleneck = saturated && i <= bottleneck;
-            let occ = if upstream_of_bottleneck {
-                1.0
+            let occ = if saturated && i <= bottleneck {
+                (queued_end / room_total.max(1.0)).clamp(0.0, 1.0)
             } else {
+                // A busy worker's queue (M/M/1), in batches.
                 let batches = hot * hot / (1.0 - hot);
-                (batches / ec.capacity as f64).min(1.0)
+                let occ = (batches / ec.capacity as f64).min(1.0);
+                let per_channel = (input / p).max(1e-9);
+                queue_s += occ * ec.capacity as f64 * b_eff[i] / per_channel;
+                occ
             };
             occupancy.push(occ);
             waiting.push(if saturated && i < bottleneck {
@@ -377,8 +414,6 @@ impl Model {
             } else {
                 (0.0, 1.0 - u)
             });
-            let per_channel = (input / p).max(1e-9);
-            queue_s += occ * ec.capacity as f64 * b_eff[i] / per_channel;
             let p_up = if i == 0 {
                 1.0
             } else {
@@ -396,7 +431,7 @@ impl Model {
             service_s += b_eff[i] / mu[i];
         }
         let backlog_s = if backlog_end > 1.0 {
-            backlog_end / rate.max(1.0)
+            backlog_end / capacity.max(1.0)
         } else {
             0.0
         };
@@ -404,7 +439,9 @@ impl Model {
         let p99_ms = self.params.latency_floor_ms + self.params.latency_factor * modelled_ms;
         EpochOutcome {
             emitted,
+            processed,
             backlog: backlog_end,
+            queued: queued_end,
             capacity,
             bottleneck,
             p99_ms,
@@ -429,7 +466,7 @@ pub struct SimEnv {
     rng: SmallRng,
     epoch: usize,
     epochs: usize,
-    backlog: f64,
+    carry: Carry,
     offered_total: f64,
     emitted_total: f64,
     generation: u64,
@@ -445,7 +482,7 @@ impl SimEnv {
             rng: SmallRng::seed_from_u64(seed ^ 0x005e_ed0f_5111),
             epoch: 0,
             epochs: workload.epochs(),
-            backlog: 0.0,
+            carry: Carry::default(),
             offered_total: 0.0,
             emitted_total: 0.0,
             generation: 0,
@@ -508,14 +545,12 @@ impl Environment for SimEnv {
         let noise: Vec<f64> = (0..w.stages.len())
             .map(|_| (sigma * self.normal()).exp())
             .collect();
-        let mut out = self
-            .model
-            .epoch(&self.config, offered, self.backlog, &noise);
+        let mut out = self.model.epoch(&self.config, offered, self.carry, &noise);
         if self.changed {
             // A reconfiguration drains the pipeline and restarts it: a short pause.
             out.p99_ms += 1.0;
         }
-        self.backlog = out.backlog;
+        self.carry = out.carry();
         self.offered_total += offered;
         self.emitted_total += out.emitted;
         let snapshot = self.snapshot(&out, offered, t1);
@@ -538,7 +573,8 @@ impl SimEnv {
     fn snapshot(&self, out: &EpochOutcome, offered: f64, t_end: f64) -> MetricsSnapshot {
         let w = &self.model.workload;
         let e = w.epoch_s;
-        let rate = out.emitted / e;
+        let rate = out.processed / e;
+        let emitted_rate = out.emitted / e;
         let par = |name: &str| self.config.parallelism(name).unwrap_or(1);
         let mut stages = Vec::with_capacity(w.stages.len() + 2);
         let blank = |name: &str, kind: StageKind, parallelism: usize| StageMetrics {
@@ -568,8 +604,8 @@ impl SimEnv {
         };
         let mut source = blank(SOURCE, StageKind::Source, 1);
         source.records_out = out.emitted as u64;
-        source.observed_output_rate = rate;
-        source.busy_fraction = (rate * self.model.params.source_overhead_us / 1e6).min(1.0);
+        source.observed_output_rate = emitted_rate;
+        source.busy_fraction = (emitted_rate * self.model.params.source_overhead_us / 1e6).min(1.0);
         source.idle_fraction = 1.0 - source.busy_fraction;
         stages.push(source);
         let mut edges = Vec::new();
@@ -668,7 +704,7 @@ impl SimEnv {
                 emitted: out.emitted as u64,
                 backlog: out.backlog as u64,
                 offered_rate: offered / e,
-                emitted_rate: rate,
+                emitted_rate,
                 target_rate,
                 offered_total: self.offered_total as u64,
                 emitted_total: self.emitted_total as u64,

@@ -9,7 +9,7 @@ use rheo_engine::{JobConfig, MetricsSnapshot};
 
 use super::{Decision, TuneContext, Tuner};
 use crate::action::Bounds;
-use crate::env::sim::{Model, SimParams, initial_config};
+use crate::env::sim::{Carry, Model, SimParams, initial_config};
 use crate::spec::Workload;
 
 /// The smallest configuration (greedily, raising the bottleneck one worker at a time) that
@@ -24,7 +24,7 @@ fn minimal_config(model: &mut Model, bounds: &Bounds, rate: f64) -> JobConfig {
     let slo = w.objective.latency_slo_ms;
     let noise = vec![1.0; w.stages.len()];
     loop {
-        let out = model.epoch(&config, offered, 0.0, &noise);
+        let out = model.epoch(&config, offered, Carry::default(), &noise);
         let short = out.emitted < offered * 0.995;
         if !short && out.p99_ms <= slo {
             return config;
@@ -47,7 +47,7 @@ fn minimal_config(model: &mut Model, bounds: &Bounds, rate: f64) -> JobConfig {
             if p < *max {
                 let mut next = config.clone();
                 next.set_parallelism(name, p + 1);
-                let after = model.epoch(&next, offered, 0.0, &noise);
+                let after = model.epoch(&next, offered, Carry::default(), &noise);
                 if after.emitted > out.emitted * 1.0001 || after.p99_ms < out.p99_ms * 0.999 {
                     config = next;
                     raised = true;
@@ -109,12 +109,12 @@ pub fn plan_oracle(workload: &Workload, params: SimParams, bounds: &Bounds) -> V
         .collect();
     // Expected reward (over the noise draws) of running candidate c in epoch t with `backlog`
     // waiting, before change costs; and the backlog it leaves.
-    let step = |model: &mut Model, t: usize, c: &JobConfig, backlog: f64, changed: bool| {
+    let step = |model: &mut Model, t: usize, c: &JobConfig, carry: Carry, changed: bool| {
         let offered = rates[t] * e;
         let threads = bounds.threads(c) as f64;
-        let (mut total, mut left) = (0.0, 0.0);
+        let (mut total, mut left) = (0.0, Carry::default());
         for noise in &draws {
-            let out = model.epoch(c, offered, backlog, noise);
+            let out = model.epoch(c, offered, carry, noise);
             let shortfall = if offered > 0.0 {
                 (1.0 - out.emitted / offered).clamp(0.0, 1.0)
             } else {
@@ -126,24 +126,27 @@ pub fn plan_oracle(workload: &Workload, params: SimParams, bounds: &Bounds) -> V
                 - 2.0 * shortfall
                 - slo_pen
                 - 0.5 * threads / objective.max_threads.max(1) as f64;
-            left += out.backlog;
+            left.backlog += out.backlog;
+            left.queued += out.queued;
         }
         let n = draws.len() as f64;
-        (total / n, left / n)
+        left.backlog /= n;
+        left.queued /= n;
+        (total / n, left)
     };
     // Dynamic programming over (epoch, configuration); the backlog each state carries comes
     // from its best predecessor, so start-up and under-provisioned stretches pay for the
     // backlog they leave behind.
     let k = candidates.len();
-    let (r0, b0) = step(&mut model, 0, &candidates[0], 0.0, false);
+    let (r0, b0) = step(&mut model, 0, &candidates[0], Carry::default(), false);
     let mut value = vec![f64::NEG_INFINITY; k];
-    let mut backlog = vec![0.0; k];
+    let mut backlog = vec![Carry::default(); k];
     value[0] = r0;
     backlog[0] = b0;
     let mut back: Vec<Vec<usize>> = vec![vec![0; k]];
     for t in 1..epochs {
         let mut next = vec![f64::NEG_INFINITY; k];
-        let mut next_backlog = vec![0.0; k];
+        let mut next_backlog = vec![Carry::default(); k];
         let mut from = vec![0; k];
         for (c, cand) in candidates.iter().enumerate() {
             for prev in 0..k {

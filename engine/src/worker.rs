@@ -388,6 +388,7 @@ where
             Received::Message(_, Message::Data { mut records, stamp }) => {
                 let n = records.len() as u64;
                 local.records_in += n;
+                local.batches_in += 1;
                 if !stamp.is_empty() {
                     // Outputs of watermark, barrier and end handlers are attributed to the
                     // newest input seen so far.

@@ -88,7 +88,16 @@ pub fn fit(workload: &Workload, runs: &[Vec<MetricsSnapshot>]) -> SimParams {
                 } else {
                     1.0
                 };
-            let b = (per_buffer * params.flush_timeout_s).clamp(1.0, batch);
+            // The batches that actually arrived, when the engine measured them; else full
+            // batches under a backlog and partial ones otherwise.
+            let full = s.backlog() > 0 || m.input_occupancy > 0.5;
+            let b = if m.mean_input_batch >= 1.0 {
+                m.mean_input_batch
+            } else if full {
+                batch
+            } else {
+                (per_buffer * params.flush_timeout_s).clamp(1.0, batch)
+            };
             let nominal =
                 1e6 / (spec.cpu_us + spec.wait_us + spec.batch_wait_us / b + params.overhead_us);
             let per_worker = m.true_processing_rate / p;
@@ -127,17 +136,21 @@ pub fn fit(workload: &Workload, runs: &[Vec<MetricsSnapshot>]) -> SimParams {
             }
         }
     }
-    match line_fit(&pairs) {
-        Some((floor, factor)) if factor > 0.0 => {
-            params.latency_factor = factor.clamp(0.2, 5.0);
-            params.latency_floor_ms = floor.clamp(0.0, 50.0);
-        }
-        _ => {
-            params.latency_floor_ms = median(pairs.iter().map(|p| p.1).collect())
-                .unwrap_or(2.0)
-                .clamp(0.0, 50.0);
-        }
+    // Ratios rather than a least-squares line: latencies span orders of magnitude, and a few
+    // transients would otherwise decide the fit.
+    if let Some(factor) = median(
+        pairs
+            .iter()
+            .filter(|p| p.0 > 0.0)
+            .map(|p| p.1 / p.0)
+            .collect(),
+    ) {
+        params.latency_factor = factor.clamp(0.2, 5.0);
     }
+    let factor = params.latency_factor;
+    params.latency_floor_ms = median(pairs.iter().map(|p| p.1 - factor * p.0).collect())
+        .unwrap_or(0.0)
+        .clamp(0.0, 20.0);
     params
 }
 

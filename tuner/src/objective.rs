@@ -99,6 +99,7 @@ mod tests {
             parallelism: 1,
             records_in,
             records_out: 0,
+            mean_input_batch: 0.0,
             busy_s: 0.0,
             blocked_s: 0.0,
             idle_s: 0.0,

@@ -101,6 +101,7 @@ fn read_slot(
     let d = now.delta(&slot.last);
     slot.last = now;
     sum.records_in += d.records_in;
+    sum.batches_in += d.batches_in;
     sum.records_out += d.records_out;
     sum.busy_ns += d.busy_ns;
     sum.blocked_ns += d.blocked_ns;
@@ -314,6 +315,11 @@ impl Collector {
                 parallelism,
                 records_in: sum.records_in,
                 records_out: sum.records_out,
+                mean_input_batch: if sum.batches_in > 0 {
+                    sum.records_in as f64 / sum.batches_in as f64
+                } else {
+                    0.0
+                },
                 busy_s: secs(sum.busy_ns),
                 blocked_s: secs(sum.blocked_ns),
                 idle_s: secs(sum.idle_ns),

@@ -17,6 +17,7 @@ const NO_CLOCK: i64 = i64::MIN;
 #[derive(Debug, Default)]
 pub(crate) struct WorkerCounters {
     pub records_in: AtomicU64,
+    pub batches_in: AtomicU64,
     pub records_out: AtomicU64,
     pub busy_ns: AtomicU64,
     pub blocked_ns: AtomicU64,
@@ -39,6 +40,7 @@ pub(crate) struct WorkerCounters {
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub(crate) struct CounterValues {
     pub records_in: u64,
+    pub batches_in: u64,
     pub records_out: u64,
     pub busy_ns: u64,
     pub blocked_ns: u64,
@@ -51,6 +53,7 @@ impl CounterValues {
     pub fn delta(&self, earlier: &CounterValues) -> CounterValues {
         CounterValues {
             records_in: self.records_in.saturating_sub(earlier.records_in),
+            batches_in: self.batches_in.saturating_sub(earlier.batches_in),
             records_out: self.records_out.saturating_sub(earlier.records_out),
             busy_ns: self.busy_ns.saturating_sub(earlier.busy_ns),
             blocked_ns: self.blocked_ns.saturating_sub(earlier.blocked_ns),
@@ -105,6 +108,7 @@ impl WorkerCounters {
     pub fn read(&self, previous: &CounterValues) -> CounterValues {
         CounterValues {
             records_in: self.records_in.load(Relaxed),
+            batches_in: self.batches_in.load(Relaxed),
             records_out: self.records_out.load(Relaxed),
             busy_ns: self.busy_ns.load(Relaxed),
             blocked_ns: self.blocked_ns.load(Relaxed),
@@ -119,6 +123,7 @@ impl WorkerCounters {
 #[derive(Debug, Default)]
 pub(crate) struct LocalCounters {
     pub records_in: u64,
+    pub batches_in: u64,
     pub records_out: u64,
     pub busy_ns: u64,
     pub idle_ns: u64,
@@ -130,6 +135,7 @@ pub(crate) struct LocalCounters {
 impl LocalCounters {
     pub fn publish(&mut self, shared: &WorkerCounters, blocked_ns: u64, state_keys: usize) {
         shared.records_in.store(self.records_in, Relaxed);
+        shared.batches_in.store(self.batches_in, Relaxed);
         shared.records_out.store(self.records_out, Relaxed);
         shared.busy_ns.store(self.busy_ns, Relaxed);
         shared.blocked_ns.store(blocked_ns, Relaxed);

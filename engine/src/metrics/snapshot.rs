@@ -68,6 +68,9 @@ pub struct StageMetrics {
     pub records_in: u64,
     /// Records emitted during the epoch.
     pub records_out: u64,
+    /// Mean records per batch received during the epoch (0 without input).
+    #[serde(default)]
+    pub mean_input_batch: f64,
     /// Busy seconds, summed over workers.
     pub busy_s: f64,
     /// Seconds blocked on full output channels, summed over workers.

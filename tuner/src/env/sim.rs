@@ -180,6 +180,8 @@ pub struct EpochOutcome {
     pub gain: Vec<f64>,
     /// Per stage: CPU µs per record.
     pub cpu_us: Vec<f64>,
+    /// Per stage: records per arriving batch.
+    pub batch: Vec<f64>,
 }
 
 impl Model {
@@ -253,8 +255,15 @@ impl Model {
         }
     }
 
-    /// Service rates, capacities and batch sizes of every stage at source rate `rate`.
-    fn stages(&self, config: &JobConfig, gain: &[f64], rate: f64) -> StageModel {
+    /// Service rates, capacities and batch sizes of every stage at source rate `rate`; with
+    /// `full_batches`, every batch fills (the source works off a backlog).
+    fn stages(
+        &self,
+        config: &JobConfig,
+        gain: &[f64],
+        rate: f64,
+        full_batches: bool,
+    ) -> StageModel {
         let w = &self.workload;
         let par = |name: &str| {
             config
@@ -289,7 +298,11 @@ impl Model {
                 } else {
                     1.0
                 };
-            let b = (per_buffer * self.params.flush_timeout_s).clamp(1.0, batch_size as f64);
+            let b = if full_batches {
+                batch_size as f64
+            } else {
+                (per_buffer * self.params.flush_timeout_s).clamp(1.0, batch_size as f64)
+            };
             let factor = self
                 .params
                 .rate_factor
@@ -358,9 +371,11 @@ impl Model {
         // Partial batches depend on the rate, and the rate on the capacity: start from the rate
         // wanted, then refine once with the rate achieved.
         let demand = offered + state.backlog;
-        let mut stage = self.stages(config, &gain, demand / e);
+        let mut stage = self.stages(config, &gain, demand / e, false);
         if stage.capacity * e < demand {
-            stage = self.stages(config, &gain, stage.capacity);
+            // Overloaded: the source has a backlog and emits full batches, which amortise
+            // per-batch costs.
+            stage = self.stages(config, &gain, stage.capacity, true);
         }
         let StageModel {
             mu,
@@ -455,6 +470,7 @@ impl Model {
                 g
             },
             cpu_us: cpu,
+            batch: b_eff,
         }
     }
 }
@@ -583,6 +599,7 @@ impl SimEnv {
             parallelism,
             records_in: 0,
             records_out: 0,
+            mean_input_batch: 0.0,
             busy_s: 0.0,
             blocked_s: 0.0,
             idle_s: 0.0,
@@ -616,6 +633,7 @@ impl SimEnv {
             let u = out.busy[i];
             m.records_in = (input * e) as u64;
             m.records_out = (input * s.selectivity * e) as u64;
+            m.mean_input_batch = out.batch[i];
             m.busy_fraction = u;
             m.blocked_fraction = out.waiting[i].0;
             m.idle_fraction = out.waiting[i].1;

@@ -1,0 +1,51 @@
+//! Tuner benchmarks (criterion).
+//!
+//! - `sim/epoch/<workload>`: one simulated epoch of a shipped workload (model, noise and the
+//!   synthesized snapshot), so epochs per second = 1 / time.
+//! - `ds2/decide`: one DS2 decision from a snapshot (suggestion, clamp, knobs).
+//!
+//! Run: `cargo bench --bench tuner` (results in docs/benchmarks.md).
+
+use std::path::Path;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use rheo::tuner::env::{Environment, SimEnv, SimParams};
+use rheo::tuner::scoreboard::context;
+use rheo::tuner::spec::Workload;
+use rheo::tuner::tuners::{Ds2, Ds2Knobs, Tuner};
+
+fn workload(name: &str) -> Workload {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("workloads")
+        .join(format!("{name}.toml"));
+    Workload::load(path).expect("shipped workload")
+}
+
+fn sim_epoch(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sim/epoch");
+    for name in ["wait-constant", "mixed-burst", "six-stage"] {
+        let mut w = workload(name);
+        // Long enough never to end inside the measurement.
+        w.duration_s = 1e9;
+        let params = SimParams::nominal(&w);
+        let mut env = SimEnv::new(&w, params, 1);
+        group.bench_function(name, |b| b.iter(|| env.observe().expect("simulated epoch")));
+    }
+    group.finish();
+}
+
+fn ds2_decide(c: &mut Criterion) {
+    let w = workload("six-stage");
+    let mut env = SimEnv::new(&w, SimParams::nominal(&w), 1);
+    let snapshot = env.observe().expect("simulated epoch").expect("an epoch");
+    let cx = context(&w);
+    let mut ds2 = Ds2::new(Ds2Knobs {
+        warmup_epochs: 0,
+        activation: 1,
+        ..Ds2Knobs::default()
+    });
+    c.bench_function("ds2/decide", |b| b.iter(|| ds2.decide(&snapshot, &cx)));
+}
+
+criterion_group!(benches, sim_epoch, ds2_decide);
+criterion_main!(benches);

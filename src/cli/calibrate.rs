@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rheo::engine::MetricsSnapshot;
-use rheo::tuner::calibrate::{SimError, compare, fit};
+use rheo::tuner::calibrate::{SimError, compare, fit, load_snapshots, save_snapshots};
 use rheo::tuner::env::{EngineEnv, SimParams};
 use rheo::tuner::run::run;
 use rheo::tuner::scoreboard::{TRAINING_SEEDS, calibration_path, context};
@@ -22,6 +22,10 @@ pub struct Args {
     /// Write the error table as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Refit from the runs recorded by an earlier calibration (`calibration/<name>.*.jsonl`)
+    /// instead of running the engine.
+    #[arg(long)]
+    recorded: bool,
 }
 
 #[derive(Serialize)]
@@ -55,35 +59,45 @@ pub fn run_calibrate(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for path in &args.workload {
         let workload = Workload::load(path)?;
         bar.set_message(workload.name.clone());
-        // Fit on a static run (the initial parallelism, often overloaded) and a DS2 run
-        // (several parallelisms); validate on a third run with other knobs and keys.
-        let fixed = engine_run(&workload, &mut Static, TRAINING_SEEDS[0])?;
-        bar.inc(1);
-        let moving = engine_run(
-            &workload,
-            &mut Ds2::new(Ds2Knobs {
+        let out = calibration_path(path, &workload);
+        let dir = out.parent().map(PathBuf::from).unwrap_or_default();
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let recording = |kind: &str| dir.join(format!("{}.{kind}.jsonl", workload.name));
+        if !args.recorded {
+            // Fit on a static run (the initial parallelism, often overloaded) and a DS2 run
+            // (several parallelisms); validate on a third run with other knobs and keys. The
+            // runs are recorded as JSON lines beside the calibration, and the fit reads them.
+            let fixed = engine_run(&workload, &mut Static, TRAINING_SEEDS[0])?;
+            save_snapshots(&recording("fit-static"), &fixed)?;
+            bar.inc(1);
+            let knobs = Ds2Knobs {
                 factor: 0.1,
                 ..Ds2Knobs::default()
-            }),
-            TRAINING_SEEDS[1],
-        )?;
-        bar.inc(1);
-        let params = fit(&workload, &[fixed, moving]);
-        let validation = engine_run(
-            &workload,
-            &mut Ds2::new(Ds2Knobs {
-                warmup_epochs: 2,
-                activation: 1,
-                factor: 0.25,
-                catch_up_s: 5.0,
-            }),
-            TRAINING_SEEDS[2],
-        )?;
-        bar.inc(1);
-        let out = calibration_path(path, &workload);
-        if let Some(dir) = out.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            };
+            let moving = engine_run(&workload, &mut Ds2::new(knobs), TRAINING_SEEDS[1])?;
+            save_snapshots(&recording("fit-ds2"), &moving)?;
+            bar.inc(1);
+            let validation = engine_run(
+                &workload,
+                &mut Ds2::new(Ds2Knobs {
+                    warmup_epochs: 2,
+                    activation: 1,
+                    factor: 0.25,
+                    catch_up_s: 5.0,
+                }),
+                TRAINING_SEEDS[2],
+            )?;
+            save_snapshots(&recording("validate"), &validation)?;
+            bar.inc(1);
+        } else {
+            bar.inc(3);
         }
+        let fit_runs = vec![
+            load_snapshots(&recording("fit-static"))?,
+            load_snapshots(&recording("fit-ds2"))?,
+        ];
+        let validation = load_snapshots(&recording("validate"))?;
+        let params = fit(&workload, &fit_runs);
         params.save(&out)?;
         rows.push(ErrorRow {
             workload: workload.name.clone(),

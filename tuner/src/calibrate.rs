@@ -14,6 +14,41 @@ use serde::{Deserialize, Serialize};
 use crate::env::sim::{Carry, Model, SimParams};
 use crate::spec::Workload;
 
+/// Reads the snapshots of a recorded run: a metrics log (one snapshot per line, from
+/// `JobOptions::metrics_jsonl`) or a run log (`rheo tune --run-log`: a header, then epochs
+/// carrying their snapshot). Lines that are neither are skipped; an unreadable file or a file
+/// without snapshots is an error naming it.
+pub fn load_snapshots(path: &std::path::Path) -> Result<Vec<MetricsSnapshot>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let snapshot = value.get("snapshot").cloned().unwrap_or(value);
+        if let Ok(s) = serde_json::from_value::<MetricsSnapshot>(snapshot) {
+            out.push(s);
+        }
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "{}: no metrics snapshots in the file",
+            path.display()
+        ));
+    }
+    Ok(out)
+}
+
+/// Writes snapshots as JSON lines (a metrics log), readable by [`load_snapshots`].
+pub fn save_snapshots(path: &std::path::Path, snapshots: &[MetricsSnapshot]) -> Result<(), String> {
+    let mut text = String::new();
+    for s in snapshots {
+        text.push_str(&s.to_json_line());
+        text.push('\n');
+    }
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// Least squares `y = a + b·x`; `None` without spread in `x`.
 fn line_fit(points: &[(f64, f64)]) -> Option<(f64, f64)> {
     let n = points.len() as f64;
@@ -181,11 +216,18 @@ pub fn replay(
     let mut model = Model::new(workload, params.clone());
     let noise = vec![1.0; workload.stages.len()];
     let mut carry = Carry::default();
+    let mut previous: Option<(&rheo_engine::JobConfig, f64)> = None;
     run.iter()
         .map(|s| {
             let offered = s.offered() as f64;
-            let out = model.epoch(&s.config, offered, carry, &noise);
+            let out = match previous {
+                Some((config, capacity)) if *config != s.config => {
+                    model.epoch_after_change(&s.config, offered, carry, &noise, capacity)
+                }
+                _ => model.epoch(&s.config, offered, carry, &noise),
+            };
             carry = out.carry();
+            previous = Some((&s.config, out.capacity));
             ReplayedEpoch {
                 throughput: out.emitted / workload.epoch_s,
                 engine_throughput: s.emitted() as f64 / s.epoch_s.max(1e-9),

@@ -125,6 +125,8 @@ pub struct Model {
 /// Per stage: service rate, CPU per record, effective batch; and the pipeline's capacity.
 struct StageModel {
     mu: Vec<f64>,
+    /// Whether the stage keeps up only by making its input batches grow (channel full).
+    filled: Vec<bool>,
     cpu_us: Vec<f64>,
     b_eff: Vec<f64>,
     /// Source events per second the pipeline can take.
@@ -182,6 +184,8 @@ pub struct EpochOutcome {
     pub cpu_us: Vec<f64>,
     /// Per stage: records per arriving batch.
     pub batch: Vec<f64>,
+    /// Seconds the source paused for a reconfiguration at the start of the epoch.
+    pub pause_s: f64,
 }
 
 impl Model {
@@ -274,6 +278,7 @@ impl Model {
         let n = w.stages.len();
         let mut model = StageModel {
             mu: Vec::with_capacity(n),
+            filled: Vec::with_capacity(n),
             cpu_us: Vec::with_capacity(n),
             b_eff: Vec::with_capacity(n),
             capacity: f64::INFINITY,
@@ -298,11 +303,6 @@ impl Model {
                 } else {
                     1.0
                 };
-            let b = if full_batches {
-                batch_size as f64
-            } else {
-                (per_buffer * self.params.flush_timeout_s).clamp(1.0, batch_size as f64)
-            };
             let factor = self
                 .params
                 .rate_factor
@@ -310,12 +310,38 @@ impl Model {
                 .copied()
                 .unwrap_or(1.0)
                 .max(1e-6);
+            let noise = self.noise.get(i).copied().unwrap_or(1.0);
+            let alpha = self.params.scaling.get(i).copied().unwrap_or(1.0);
+            let spread = (1.0 / self.share(i, p)).powf(alpha);
+            let mut b = if full_batches {
+                batch_size as f64
+            } else {
+                (per_buffer * self.params.flush_timeout_s).clamp(1.0, batch_size as f64)
+            };
+            // A stage with a per-batch cost that falls behind makes its upstream's batches
+            // grow (the sender fills its batch while blocked on the full channel) until the
+            // stage keeps up or the batches are full: it then runs saturated, channel full.
+            let mut filled = false;
+            if s.batch_wait_us > 0.0 {
+                let input = rate * gain[i];
+                let per_record_room = 1e6 * noise * spread / input.max(1e-9)
+                    - (s.cpu_us + s.wait_us) / factor
+                    - self.params.overhead_us;
+                let needed = if per_record_room > 0.0 {
+                    s.batch_wait_us / factor / per_record_room
+                } else {
+                    f64::INFINITY
+                };
+                if needed > b {
+                    b = needed.min(batch_size as f64);
+                    filled = true;
+                }
+            }
             let cpu_us = s.cpu_us / factor + self.params.overhead_us;
             let service =
                 (s.cpu_us + s.wait_us + s.batch_wait_us / b) / factor + self.params.overhead_us;
-            let mu = 1e6 / service * self.noise.get(i).copied().unwrap_or(1.0);
-            let alpha = self.params.scaling.get(i).copied().unwrap_or(1.0);
-            let mut capacity = mu * (1.0 / self.share(i, p)).powf(alpha);
+            let mu = 1e6 / service * noise;
+            let mut capacity = mu * spread;
             // CPU work runs on at most as many cores as there are workers (and cores).
             capacity = capacity.min(self.params.cores.min(p as f64) * 1e6 / cpu_us);
             cpu_per_event += gain[i] * cpu_us;
@@ -327,6 +353,7 @@ impl Model {
             model.mu.push(mu);
             model.cpu_us.push(cpu_us);
             model.b_eff.push(b);
+            model.filled.push(filled);
         }
         model.capacity = model
             .capacity
@@ -343,10 +370,49 @@ impl Model {
         state: Carry,
         noise: &[f64],
     ) -> EpochOutcome {
+        self.epoch_span(config, offered, state, noise, 1.0)
+    }
+
+    /// Like [`Model::epoch`], for an epoch that starts with a reconfiguration away from a
+    /// configuration that absorbed `previous_capacity` events/s: the barrier first drains
+    /// what is queued through the old configuration while the source pauses, so the epoch
+    /// loses that time, the events due meanwhile join the backlog, and every event waits out
+    /// the pause.
+    pub fn epoch_after_change(
+        &mut self,
+        config: &JobConfig,
+        offered: f64,
+        state: Carry,
+        noise: &[f64],
+        previous_capacity: f64,
+    ) -> EpochOutcome {
+        let e = self.workload.epoch_s;
+        // Drain through the old configuration, plus a millisecond to rebuild and restart.
+        let pause_s = (state.queued / previous_capacity.max(1.0) + 0.001).min(0.9 * e);
+        let active = 1.0 - pause_s / e;
+        let carry = Carry {
+            backlog: state.backlog + offered * (1.0 - active),
+            queued: 0.0,
+        };
+        let mut out = self.epoch_span(config, offered * active, carry, noise, active);
+        out.processed += state.queued;
+        out.p99_ms += pause_s * 1e3;
+        out.pause_s = pause_s;
+        out
+    }
+
+    fn epoch_span(
+        &mut self,
+        config: &JobConfig,
+        offered: f64,
+        state: Carry,
+        noise: &[f64],
+        span: f64,
+    ) -> EpochOutcome {
         self.noise.clear();
         self.noise.extend_from_slice(noise);
         let w = &self.workload;
-        let e = w.epoch_s;
+        let e = w.epoch_s * span;
         let par = |name: &str| {
             config
                 .parallelism(name)
@@ -379,6 +445,7 @@ impl Model {
         }
         let StageModel {
             mu,
+            filled,
             cpu_us: cpu,
             b_eff,
             capacity,
@@ -414,6 +481,14 @@ impl Model {
             busy.push(u);
             let hot = (input * self.share(i, p as usize) / mu[i]).min(0.999);
             let occ = if saturated && i <= bottleneck {
+                (queued_end / room_total.max(1.0)).clamp(0.0, 1.0)
+            } else if filled[i] {
+                // Keeping up with grown batches: the channel stays full.
+                let per_channel = (input / p).max(1e-9);
+                queue_s += ec.capacity as f64 * b_eff[i] / per_channel;
+                1.0
+            } else if hot >= 0.98 {
+                // Over capacity: what piles up is the queued events, counted above.
                 (queued_end / room_total.max(1.0)).clamp(0.0, 1.0)
             } else {
                 // A busy worker's queue (M/M/1), in batches.
@@ -471,6 +546,7 @@ impl Model {
             },
             cpu_us: cpu,
             batch: b_eff,
+            pause_s: 0.0,
         }
     }
 }
@@ -487,6 +563,7 @@ pub struct SimEnv {
     emitted_total: f64,
     generation: u64,
     changed: bool,
+    last_capacity: f64,
 }
 
 impl SimEnv {
@@ -503,6 +580,7 @@ impl SimEnv {
             emitted_total: 0.0,
             generation: 0,
             changed: false,
+            last_capacity: f64::INFINITY,
         }
     }
 
@@ -561,11 +639,18 @@ impl Environment for SimEnv {
         let noise: Vec<f64> = (0..w.stages.len())
             .map(|_| (sigma * self.normal()).exp())
             .collect();
-        let mut out = self.model.epoch(&self.config, offered, self.carry, &noise);
-        if self.changed {
-            // A reconfiguration drains the pipeline and restarts it: a short pause.
-            out.p99_ms += 1.0;
-        }
+        let out = if self.changed {
+            self.model.epoch_after_change(
+                &self.config,
+                offered,
+                self.carry,
+                &noise,
+                self.last_capacity,
+            )
+        } else {
+            self.model.epoch(&self.config, offered, self.carry, &noise)
+        };
+        self.last_capacity = out.capacity;
         self.carry = out.carry();
         self.offered_total += offered;
         self.emitted_total += out.emitted;
@@ -737,8 +822,8 @@ impl SimEnv {
             },
             last_reconfiguration: (self.generation > 0).then_some(ReconfigSummary {
                 generation: self.generation,
-                pause_ms: 1.0,
-                drain_ms: 0.5,
+                pause_ms: out.pause_s * 1e3,
+                drain_ms: (out.pause_s - 0.001).max(0.0) * 1e3,
             }),
             reconfigurations: self.generation,
             host: HostMetrics {

@@ -25,30 +25,35 @@ fn minimal_config(model: &mut Model, bounds: &Bounds, rate: f64) -> JobConfig {
     let noise = vec![1.0; w.stages.len()];
     loop {
         let out = model.epoch(&config, offered, Carry::default(), &noise);
-        let short = out.emitted < offered * 0.995;
-        if !short && out.p99_ms <= slo {
-            return config;
-        }
         if bounds.threads(&config) >= bounds.max_threads {
             return config;
         }
-        // Raise the bottleneck if short of capacity, else the busiest stage (latency).
-        let order: Vec<usize> = if short {
-            vec![out.bottleneck]
-        } else {
-            let mut by_busy: Vec<usize> = (0..w.stages.len()).collect();
-            by_busy.sort_by(|a, b| out.busy[*b].total_cmp(&out.busy[*a]));
-            by_busy
-        };
+        // First capacity: the bottleneck must grow, whatever one step shows (two stages may
+        // both need more before either helps).
+        if out.capacity < rate * 1.02 {
+            let (name, _, max) = &bounds.stages[out.bottleneck];
+            let p = config.parallelism(name).unwrap_or(1);
+            if p >= *max {
+                return config;
+            }
+            config.set_parallelism(name, p + 1);
+            continue;
+        }
+        if out.p99_ms <= slo {
+            return config;
+        }
+        // Then latency: raise the busiest stage that helps.
+        let mut by_busy: Vec<usize> = (0..w.stages.len()).collect();
+        by_busy.sort_by(|a, b| out.busy[*b].total_cmp(&out.busy[*a]));
         let mut raised = false;
-        for i in order {
+        for i in by_busy {
             let (name, _, max) = &bounds.stages[i];
             let p = config.parallelism(name).unwrap_or(1);
             if p < *max {
                 let mut next = config.clone();
                 next.set_parallelism(name, p + 1);
                 let after = model.epoch(&next, offered, Carry::default(), &noise);
-                if after.emitted > out.emitted * 1.0001 || after.p99_ms < out.p99_ms * 0.999 {
+                if after.p99_ms < out.p99_ms * 0.999 {
                     config = next;
                     raised = true;
                     break;
@@ -109,71 +114,108 @@ pub fn plan_oracle(workload: &Workload, params: SimParams, bounds: &Bounds) -> V
         .collect();
     // Expected reward (over the noise draws) of running candidate c in epoch t with `backlog`
     // waiting, before change costs; and the backlog it leaves.
-    let step = |model: &mut Model, t: usize, c: &JobConfig, carry: Carry, changed: bool| {
-        let offered = rates[t] * e;
-        let threads = bounds.threads(c) as f64;
-        let (mut total, mut left) = (0.0, Carry::default());
-        for noise in &draws {
-            let out = model.epoch(c, offered, carry, noise);
-            let shortfall = if offered > 0.0 {
-                (1.0 - out.emitted / offered).clamp(0.0, 1.0)
-            } else {
-                0.0
-            };
-            let p99 = out.p99_ms + if changed { 1.0 } else { 0.0 };
-            let slo_pen = ((p99 - slo) / slo).clamp(0.0, 1.0);
-            total += 1.0
-                - 2.0 * shortfall
-                - slo_pen
-                - 0.5 * threads / objective.max_threads.max(1) as f64;
-            left.backlog += out.backlog;
-            left.queued += out.queued;
-        }
-        let n = draws.len() as f64;
-        left.backlog /= n;
-        left.queued /= n;
-        (total / n, left)
-    };
-    // Dynamic programming over (epoch, configuration); the backlog each state carries comes
-    // from its best predecessor, so start-up and under-provisioned stretches pay for the
-    // backlog they leave behind.
+    let step =
+        |model: &mut Model, t: usize, c: &JobConfig, carry: Carry, previous: Option<&JobConfig>| {
+            let offered = rates[t] * e;
+            let threads = bounds.threads(c) as f64;
+            let (mut total, mut left) = (0.0, Carry::default());
+            for noise in &draws {
+                let out = match previous {
+                    Some(prev) if prev != c => {
+                        let capacity = model.epoch(prev, 0.0, Carry::default(), noise).capacity;
+                        model.epoch_after_change(c, offered, carry, noise, capacity)
+                    }
+                    _ => model.epoch(c, offered, carry, noise),
+                };
+                let shortfall = if offered > 0.0 {
+                    (1.0 - out.emitted / offered).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                let slo_pen = ((out.p99_ms - slo) / slo).clamp(0.0, 1.0);
+                total += 1.0
+                    - 2.0 * shortfall
+                    - slo_pen
+                    - 0.5 * threads / objective.max_threads.max(1) as f64;
+                left.backlog += out.backlog;
+                left.queued += out.queued;
+            }
+            let n = draws.len() as f64;
+            left.backlog /= n;
+            left.queued /= n;
+            (total / n, left)
+        };
+    // Dynamic programming over (epoch, configuration, what is left waiting). The waiting events
+    // are continuous, so each configuration keeps a few labels (run value so far, events
+    // waiting): those no other label beats on both counts, at most LABELS of them. Keeping only
+    // the best value would let a cheap-so-far path with a growing queue crowd out the path
+    // that paid early to keep the queue short.
+    const LABELS: usize = 6;
+    #[derive(Clone, Copy)]
+    struct Label {
+        value: f64,
+        carry: Carry,
+        /// (configuration, label) it came from.
+        from: (usize, usize),
+    }
+    let waiting = |c: &Carry| c.backlog + c.queued;
     let k = candidates.len();
-    let (r0, b0) = step(&mut model, 0, &candidates[0], Carry::default(), false);
-    let mut value = vec![f64::NEG_INFINITY; k];
-    let mut backlog = vec![Carry::default(); k];
-    value[0] = r0;
-    backlog[0] = b0;
-    let mut back: Vec<Vec<usize>> = vec![vec![0; k]];
+    let (r0, c0) = step(&mut model, 0, &candidates[0], Carry::default(), None);
+    let mut labels: Vec<Vec<Label>> = vec![Vec::new(); k];
+    labels[0].push(Label {
+        value: r0,
+        carry: c0,
+        from: (0, 0),
+    });
+    let mut history: Vec<Vec<Vec<Label>>> = vec![labels.clone()];
     for t in 1..epochs {
-        let mut next = vec![f64::NEG_INFINITY; k];
-        let mut next_backlog = vec![Carry::default(); k];
-        let mut from = vec![0; k];
+        let mut next: Vec<Vec<Label>> = vec![Vec::new(); k];
         for (c, cand) in candidates.iter().enumerate() {
-            for prev in 0..k {
-                if value[prev] == f64::NEG_INFINITY {
-                    continue;
-                }
-                let changed = prev != c;
-                let (r, left) = step(&mut model, t, cand, backlog[prev], changed);
-                let total = value[prev] + r - if changed { 0.1 } else { 0.0 };
-                if total > next[c] {
-                    next[c] = total;
-                    next_backlog[c] = left;
-                    from[c] = prev;
+            let mut options = Vec::new();
+            for (prev, prev_labels) in labels.iter().enumerate() {
+                for (li, label) in prev_labels.iter().enumerate() {
+                    let changed = prev != c;
+                    let (r, left) = step(&mut model, t, cand, label.carry, Some(&candidates[prev]));
+                    options.push(Label {
+                        value: label.value + r - if changed { 0.1 } else { 0.0 },
+                        carry: left,
+                        from: (prev, li),
+                    });
                 }
             }
+            options.sort_by(|a, b| b.value.total_cmp(&a.value));
+            let mut kept: Vec<Label> = Vec::new();
+            for o in options {
+                // Sorted by value: keep a label only if it leaves less waiting than all kept.
+                if kept
+                    .iter()
+                    .all(|k| waiting(&o.carry) < waiting(&k.carry) - 1.0)
+                {
+                    kept.push(o);
+                    if kept.len() == LABELS {
+                        break;
+                    }
+                }
+            }
+            next[c] = kept;
         }
-        value = next;
-        backlog = next_backlog;
-        back.push(from);
+        labels = next;
+        history.push(labels.clone());
     }
-    let mut best = (0..k)
-        .max_by(|a, b| value[*a].total_cmp(&value[*b]))
-        .unwrap_or(0);
+    let mut best = (0usize, 0usize);
+    let mut best_value = f64::NEG_INFINITY;
+    for (c, ls) in labels.iter().enumerate() {
+        for (li, l) in ls.iter().enumerate() {
+            if l.value > best_value {
+                best_value = l.value;
+                best = (c, li);
+            }
+        }
+    }
     let mut schedule = vec![JobConfig::default(); epochs];
     for t in (0..epochs).rev() {
-        schedule[t] = candidates[best].clone();
-        best = back[t][best];
+        schedule[t] = candidates[best.0].clone();
+        best = history[t][best.0].get(best.1).map_or((0, 0), |l| l.from);
     }
     schedule
 }

@@ -243,6 +243,9 @@ impl<S: Source> SourceRunner for TypedSourceRunner<S> {
             .lock()
             .get_mut(setup.info.index)
             .and_then(Option::take);
+        if let Some(schedule) = source.as_ref().and_then(Source::schedule) {
+            setup.counters.set_schedule(schedule);
+        }
         let name = format!("{}#{}", setup.info.stage, setup.info.index);
         std::thread::Builder::new()
             .name(name)

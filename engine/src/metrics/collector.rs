@@ -93,11 +93,12 @@ pub(crate) struct Collector {
 /// returns the delta.
 fn read_slot(
     slot: &mut WorkerSlot,
+    now_ns: u64,
     sum: &mut CounterValues,
     counters: &mut BTreeMap<String, u64>,
     latency: &mut Histogram<u64>,
 ) -> CounterValues {
-    let now = slot.counters.read(&slot.last);
+    let now = slot.counters.read(&slot.last, now_ns);
     let d = now.delta(&slot.last);
     slot.last = now;
     sum.records_in += d.records_in;
@@ -251,12 +252,24 @@ impl Collector {
             let n_current = slots.current.len();
             let mut per_worker = Vec::with_capacity(n_current);
             for (w, slot) in slots.current.iter_mut().enumerate() {
-                let d = read_slot(slot, &mut sum, &mut counters, &mut self.epoch_latency);
+                let d = read_slot(
+                    slot,
+                    now_ns,
+                    &mut sum,
+                    &mut counters,
+                    &mut self.epoch_latency,
+                );
                 let keys = slot.counters.state_keys.load(Relaxed);
                 per_worker.push((w, d, keys));
             }
             for mut slot in std::mem::take(&mut slots.retired) {
-                read_slot(&mut slot, &mut sum, &mut counters, &mut self.epoch_latency);
+                read_slot(
+                    &mut slot,
+                    now_ns,
+                    &mut sum,
+                    &mut counters,
+                    &mut self.epoch_latency,
+                );
             }
             slots.total_in += sum.records_in;
             slots.total_out += sum.records_out;
@@ -347,7 +360,11 @@ impl Collector {
                 let target_rate: f64 = slots
                     .current
                     .iter()
-                    .map(|s| s.counters.target_rate_milli.load(Relaxed) as f64 / 1000.0)
+                    .map(|s| {
+                        s.counters
+                            .scheduled_rate(now_ns)
+                            .unwrap_or(s.counters.target_rate_milli.load(Relaxed) as f64 / 1000.0)
+                    })
                     .sum();
                 sources.push(SourceMetrics {
                     name: info.name.clone(),

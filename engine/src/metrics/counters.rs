@@ -6,7 +6,12 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use parking_lot::Mutex;
+
+use crate::source::Schedule;
 
 use super::latency::LatencyRecorder;
 
@@ -31,6 +36,8 @@ pub(crate) struct WorkerCounters {
     pub custom: Mutex<Vec<(&'static str, u64)>>,
     /// Sinks: latency of the records received since the last snapshot.
     pub latency: Option<Mutex<LatencyRecorder>>,
+    /// Sources with a schedule: read at snapshots instead of `offered`.
+    schedule: Mutex<Option<Arc<dyn Schedule>>>,
     cpu_clock: AtomicI64,
     cpu_final_ns: AtomicU64,
     exited: AtomicBool,
@@ -73,6 +80,19 @@ impl WorkerCounters {
         }
     }
 
+    /// Makes snapshots read offered load and target rate from `schedule`.
+    pub fn set_schedule(&self, schedule: Arc<dyn Schedule>) {
+        *self.schedule.lock() = Some(schedule);
+    }
+
+    /// The schedule's target rate at job time `now_ns`, if there is a schedule.
+    pub fn scheduled_rate(&self, now_ns: u64) -> Option<f64> {
+        self.schedule
+            .lock()
+            .as_ref()
+            .map(|s| s.rate(Duration::from_nanos(now_ns)))
+    }
+
     /// Called on the worker's own thread when it starts: lets the controller read the thread's
     /// CPU clock while it runs.
     pub fn bind_cpu_clock(&self) {
@@ -105,7 +125,12 @@ impl WorkerCounters {
         }
     }
 
-    pub fn read(&self, previous: &CounterValues) -> CounterValues {
+    /// The counters now; `now_ns` is the job clock (for sources with a schedule).
+    pub fn read(&self, previous: &CounterValues, now_ns: u64) -> CounterValues {
+        let offered = match self.schedule.lock().as_ref() {
+            Some(s) => s.offered(Duration::from_nanos(now_ns)),
+            None => self.offered.load(Relaxed),
+        };
         CounterValues {
             records_in: self.records_in.load(Relaxed),
             batches_in: self.batches_in.load(Relaxed),
@@ -114,7 +139,7 @@ impl WorkerCounters {
             blocked_ns: self.blocked_ns.load(Relaxed),
             idle_ns: self.idle_ns.load(Relaxed),
             cpu_ns: self.cpu_ns(previous.cpu_ns),
-            offered: self.offered.load(Relaxed),
+            offered,
         }
     }
 }
@@ -230,11 +255,11 @@ mod tests {
         });
         spun_rx.recv().unwrap();
         // Read from this thread while the worker is alive (and idle).
-        let live = counters.read(&CounterValues::default());
+        let live = counters.read(&CounterValues::default(), 0);
         assert!(live.cpu_ns >= 20_000_000, "cpu {}", live.cpu_ns);
         done_tx.send(()).unwrap();
         handle.join().unwrap();
-        let v = counters.read(&live);
+        let v = counters.read(&live, 0);
         assert!(v.cpu_ns >= live.cpu_ns);
         assert!(counters.exited());
     }

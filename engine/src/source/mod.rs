@@ -14,7 +14,7 @@ use std::time::Duration;
 
 pub use iter::IterSource;
 pub use profile::{ProfileError, RateProfile};
-pub use rate::{Generator, RateSource};
+pub use rate::{Generator, RateSchedule, RateSource};
 pub use timestamps::WithTimestamps;
 
 use crate::channel::Timestamp;
@@ -103,6 +103,17 @@ impl SourceContext {
     }
 }
 
+/// A source's schedule, evaluated by the engine at every epoch boundary: how many events it has
+/// made due by a given time, and the rate it asks for then (this worker's share). The engine
+/// reads it from the controller, so offered load and backlog stay exact while the source worker
+/// is blocked on backpressure or paused for a reconfiguration.
+pub trait Schedule: Send + Sync + std::fmt::Debug {
+    /// Events due in `[0, since_start]`.
+    fn offered(&self, since_start: Duration) -> u64;
+    /// The rate asked for at `since_start`, in events per second.
+    fn rate(&self, since_start: Duration) -> f64;
+}
+
 /// Produces records for a source stage. One instance per source worker; it lives as long as
 /// the job (reconfigurations pause it and resume it).
 ///
@@ -132,6 +143,11 @@ pub trait Source: Send + 'static {
         max: usize,
         cx: &mut SourceContext,
     ) -> SourceStatus;
+
+    /// The source's schedule, if it keeps one (see [`Schedule`]).
+    fn schedule(&self) -> Option<std::sync::Arc<dyn Schedule>> {
+        None
+    }
 }
 
 /// Combinators on sources.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{RateProfile, Source, SourceContext, SourceProgress, SourceStatus};
+use super::{RateProfile, Schedule, Source, SourceContext, SourceProgress, SourceStatus};
 use crate::operator::Data;
 
 /// Makes the record for event number `seq` (global across parallel source workers), which was
@@ -92,8 +92,57 @@ impl<G: Generator> RateSource<G> {
     }
 }
 
+/// The schedule of one [`RateSource`] worker.
+#[derive(Debug, Clone)]
+pub struct RateSchedule {
+    profile: RateProfile,
+    index: u64,
+    step: u64,
+    limit: Option<u64>,
+}
+
+impl RateSchedule {
+    fn share(&self, total: u64) -> u64 {
+        if total > self.index {
+            (total - self.index - 1) / self.step + 1
+        } else {
+            0
+        }
+    }
+}
+
+impl Schedule for RateSchedule {
+    fn offered(&self, since_start: Duration) -> u64 {
+        let mut total = self.profile.offered_at(since_start.as_secs_f64()).floor() as u64;
+        if let Some(limit) = self.limit {
+            total = total.min(limit);
+        }
+        self.share(total)
+    }
+
+    fn rate(&self, since_start: Duration) -> f64 {
+        let t = since_start.as_secs_f64();
+        if self
+            .limit
+            .is_some_and(|l| self.profile.offered_at(t) >= l as f64)
+        {
+            return 0.0;
+        }
+        self.profile.rate_at(t) / self.step as f64
+    }
+}
+
 impl<G: Generator> Source for RateSource<G> {
     type Out = G::Out;
+
+    fn schedule(&self) -> Option<std::sync::Arc<dyn Schedule>> {
+        Some(std::sync::Arc::new(RateSchedule {
+            profile: self.profile.clone(),
+            index: self.index,
+            step: self.step,
+            limit: self.limit,
+        }))
+    }
 
     fn poll(&mut self, out: &mut Vec<G::Out>, max: usize, cx: &mut SourceContext) -> SourceStatus {
         let t = cx.now().as_secs_f64();

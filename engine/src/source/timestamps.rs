@@ -46,6 +46,10 @@ where
 {
     type Out = S::Out;
 
+    fn schedule(&self) -> Option<std::sync::Arc<dyn super::Schedule>> {
+        self.inner.schedule()
+    }
+
     fn poll(&mut self, out: &mut Vec<S::Out>, max: usize, cx: &mut SourceContext) -> SourceStatus {
         let start = out.len();
         let status = self.inner.poll(out, max, cx);

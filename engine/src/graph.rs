@@ -17,10 +17,11 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::channel::{IoCx, Marker, Message, QueueProbe, Stamp, Stopped};
 use crate::metrics::StageKind;
 use crate::operator::{Data, Operator, WorkerInfo};
-use crate::partition::{EdgeWriter, Partition, WriterSpec, key_group_range, make_writer};
+use crate::partition::{Partition, key_group_range};
 use crate::source::Source;
 use crate::state::StageState;
 use crate::worker::{SourceSetup, WorkerSetup, run_operator, run_source};
+use crate::writer::{EdgeWriter, WriterSpec, make_writer};
 
 /// A type-erased value handed between the controller and typed stage code.
 pub(crate) type AnyBox = Box<dyn Any + Send>;

@@ -76,6 +76,7 @@ mod runtime;
 pub mod source;
 pub mod state;
 mod worker;
+mod writer;
 
 pub use builder::{Either, KeyedStream, PipelineBuilder, StageRef, Stream};
 pub use channel::Timestamp;

@@ -27,6 +27,7 @@ pub use rheo_engine as engine;
 pub use rheo_operators as operators;
 pub use rheo_tuner as tuner;
 
+pub mod harness;
 pub mod table;
 
 /// The README's code, compiled and run as a doctest so it stays true.

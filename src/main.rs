@@ -22,6 +22,8 @@ enum Command {
     Scoreboard(cli::scoreboard::Args),
     /// Fits the simulator to engine runs of workloads and reports its error.
     Calibrate(cli::calibrate::Args),
+    /// Runs Nexmark queries, each in its own process, and prints their speed.
+    Nexmark(cli::nexmark::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -31,6 +33,7 @@ fn main() -> std::process::ExitCode {
         Command::Tune(args) => cli::tune::run_tune(args),
         Command::Scoreboard(args) => cli::scoreboard::run_scoreboard(args),
         Command::Calibrate(args) => cli::calibrate::run_calibrate(args),
+        Command::Nexmark(args) => cli::nexmark::run_nexmark(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

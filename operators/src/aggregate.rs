@@ -207,6 +207,41 @@ impl<T, A: Aggregator<T>, B: Aggregator<T>> Aggregator<T> for (A, B) {
     }
 }
 
+/// Aggregates the `(key, partial)` pairs a [`combine`](crate::combine) stage emits by merging
+/// the partials with `A`: how a window stage after a combiner finishes the aggregation.
+///
+/// ```
+/// use rheo_operators::aggregate::{Aggregator, Count, Merge, Partials};
+///
+/// let merged = Partials(Count);
+/// let mut acc = merged.init();
+/// merged.add(&mut acc, &("home", 3));
+/// merged.add(&mut acc, &("home", 4));
+/// assert_eq!(merged.result(&acc), 7);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Partials<A>(pub A);
+
+impl<A: Merge> Merge for Partials<A> {
+    type Acc = A::Acc;
+    type Out = A::Out;
+    fn init(&self) -> A::Acc {
+        self.0.init()
+    }
+    fn merge(&self, acc: &mut A::Acc, other: A::Acc) {
+        self.0.merge(acc, other)
+    }
+    fn result(&self, acc: &A::Acc) -> A::Out {
+        self.0.result(acc)
+    }
+}
+
+impl<K, A: Merge> Aggregator<(K, A::Acc)> for Partials<A> {
+    fn add(&self, acc: &mut A::Acc, record: &(K, A::Acc)) {
+        self.0.merge(acc, record.1.clone())
+    }
+}
+
 /// Keeps an incremental aggregate per key.
 pub trait Aggregate<T, K> {
     /// Adds a keyed stage that adds each record to its key's accumulator (kept in keyed state)

@@ -46,6 +46,7 @@ pub mod filter;
 pub mod flat_map;
 pub mod join;
 pub mod map;
+pub mod nexmark;
 pub mod process;
 pub mod reduce;
 pub mod sinks;
@@ -65,7 +66,8 @@ pub mod prelude {
     pub use crate::process::{KeyedProcess, Process, ProcessContext};
     pub use crate::reduce::Reduce;
     pub use crate::sinks::{
-        ChannelSink, CollectSink, Collected, Count, CountSink, Discard, JsonLinesSink,
+        ChannelSink, Checksum, ChecksumSink, CollectSink, Collected, Count, CountSink, Discard,
+        JsonLinesSink,
     };
     pub use crate::sources::{
         IterSource, LinesSource, RateProfile, RateSource, SourceExt, ZipfKeys,

@@ -2,5 +2,6 @@
 
 pub mod calibrate;
 pub mod metrics;
+pub mod nexmark;
 pub mod scoreboard;
 pub mod tune;

@@ -1,0 +1,3 @@
+//! Benchmark harnesses shared by the `rheo` command line and the examples.
+
+pub mod nexmark;

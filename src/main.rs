@@ -22,6 +22,8 @@ enum Command {
     Scoreboard(cli::scoreboard::Args),
     /// Fits the simulator to engine runs of workloads and reports its error.
     Calibrate(cli::calibrate::Args),
+    /// Trains the RL agent's policy with PPO on the simulator.
+    Train(cli::train::Args),
     /// Runs Nexmark queries, each in its own process, and prints their speed.
     Nexmark(cli::nexmark::Args),
 }
@@ -34,6 +36,7 @@ fn main() -> std::process::ExitCode {
         Command::Scoreboard(args) => cli::scoreboard::run_scoreboard(args),
         Command::Calibrate(args) => cli::calibrate::run_calibrate(args),
         Command::Nexmark(args) => cli::nexmark::run_nexmark(args),
+        Command::Train(args) => cli::train::run_train(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -4,4 +4,5 @@ pub mod calibrate;
 pub mod metrics;
 pub mod nexmark;
 pub mod scoreboard;
+pub mod train;
 pub mod tune;

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 
 use rheo::engine::MetricsSnapshot;
+use rheo::tuner::agent::guard::{Controls, GuardConfig};
+use rheo::tuner::agent::{Agent, Policy};
 use rheo::tuner::env::{EngineEnv, Environment, SimEnv};
 use rheo::tuner::run::{EpochRecord, RunLog, run};
 use rheo::tuner::scoreboard::{Backend, context, sim_params};
@@ -16,7 +18,7 @@ pub struct Args {
     /// Workload spec (TOML).
     #[arg(long)]
     workload: PathBuf,
-    /// static, ds2 or oracle.
+    /// static, ds2, oracle or agent.
     #[arg(long, default_value = "ds2")]
     tuner: String,
     /// Stop after this many epochs (default: the workload's duration).
@@ -43,6 +45,34 @@ pub struct Args {
     /// DS2: seconds to work off backlog in (0: ignore backlog).
     #[arg(long, default_value_t = 0.0)]
     ds2_catch_up: f64,
+    /// Agent: the policy checkpoint.
+    #[arg(long, default_value = "models/policy.ckpt")]
+    checkpoint: PathBuf,
+    /// Agent: only log what it would do (advisory, dry-run).
+    #[arg(long)]
+    advisory: bool,
+    /// Agent: hold a stage at a parallelism (`stage=p`, repeatable).
+    #[arg(long, value_parser = parse_pin)]
+    pin: Vec<(String, usize)>,
+    /// Agent: thread budget (default: the workload's).
+    #[arg(long)]
+    thread_budget: Option<usize>,
+    /// Agent: epochs without a change after each change.
+    #[arg(long, default_value_t = GuardConfig::default().cooldown_epochs)]
+    cooldown: usize,
+}
+
+fn parse_pin(s: &str) -> Result<(String, usize), String> {
+    let (stage, p) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: expected stage=parallelism"))?;
+    let p: usize = p
+        .parse()
+        .map_err(|_| format!("`{s}`: parallelism must be a positive integer"))?;
+    if p == 0 {
+        return Err(format!("`{s}`: parallelism must be at least 1"));
+    }
+    Ok((stage.to_owned(), p))
 }
 
 /// Runs the tuner and prints a row per epoch.
@@ -73,8 +103,34 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             params.clone(),
             &cx.bounds,
         ))),
+        "agent" => {
+            let (policy, _) = Policy::load(&args.checkpoint)?;
+            for (stage, _) in &args.pin {
+                if !workload.stage_names().contains(stage) {
+                    return Err(format!("--pin {stage}: no such stage in {}", workload.name).into());
+                }
+            }
+            let guard = GuardConfig {
+                cooldown_epochs: args.cooldown,
+                pins: args.pin.iter().cloned().collect(),
+                ..GuardConfig::default()
+            };
+            let controls = Controls::default();
+            controls.set_advisory(args.advisory);
+            if let Some(budget) = args.thread_budget {
+                controls.set_thread_budget(budget);
+            }
+            Box::new(Agent::new(
+                policy,
+                guard,
+                controls,
+                &args.checkpoint.display().to_string(),
+            ))
+        }
         other => {
-            return Err(format!("--tuner: unknown tuner `{other}` (static, ds2 or oracle)").into());
+            return Err(
+                format!("--tuner: unknown tuner `{other}` (static, ds2, oracle or agent)").into(),
+            );
         }
     };
     let mut env: Box<dyn Environment> = match backend {

@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod action;
+pub mod agent;
 pub mod calibrate;
 pub mod convergence;
 pub mod env;

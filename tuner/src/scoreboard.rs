@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::action::Bounds;
+use crate::agent::guard::{Controls, GuardConfig};
+use crate::agent::{Agent, Policy};
 use crate::env::{EngineEnv, EnvError, Environment, SimEnv, SimParams};
 use crate::run::{RunResult, run};
 use crate::spec::Workload;
@@ -45,6 +47,11 @@ pub enum TunerKind {
     Ds2(Ds2Knobs),
     /// The oracle's schedule, planned on the simulator.
     Oracle,
+    /// The RL agent with the policy in this checkpoint.
+    Agent {
+        /// The checkpoint file.
+        checkpoint: String,
+    },
 }
 
 impl TunerKind {
@@ -54,6 +61,7 @@ impl TunerKind {
             TunerKind::Static => "static",
             TunerKind::Ds2(_) => "ds2",
             TunerKind::Oracle => "oracle",
+            TunerKind::Agent { .. } => "agent",
         }
     }
 }
@@ -145,6 +153,15 @@ pub fn run_once(
             params.clone(),
             &cx.bounds,
         ))),
+        TunerKind::Agent { checkpoint } => {
+            let (policy, _) = Policy::load(Path::new(checkpoint))?;
+            Box::new(Agent::new(
+                policy,
+                GuardConfig::default(),
+                Controls::default(),
+                checkpoint,
+            ))
+        }
     };
     let mut env: Box<dyn Environment> = match backend {
         Backend::Sim => Box::new(SimEnv::new(workload, params.clone(), seed)),

@@ -26,6 +26,9 @@ pub enum EnvError {
     /// A configuration was rejected.
     #[error(transparent)]
     Reconfig(#[from] ReconfigError),
+    /// A policy checkpoint could not be read.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::agent::checkpoint::CheckpointError),
     /// A calibration file could not be read or written.
     #[error("calibration {path}: {reason}")]
     Calibration {

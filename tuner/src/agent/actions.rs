@@ -1,0 +1,124 @@
+//! The agent's action space and how an action becomes a configuration.
+//!
+//! Per stage, a parallelism move — keep the current parallelism, or take DS2's suggestion
+//! offset by −1, 0, +1 or +2 (residual control: DS2's model does the arithmetic, the policy
+//! learns where it is wrong and when not to move) — and a buffer move on the stage's input
+//! edges: halve, keep or double the capacity. Moves that leave the stage's bounds or the buffer
+//! range are masked; the result then goes through the shared [`clamp`](crate::action::clamp).
+
+use rheo_engine::JobConfig;
+use rheo_engine::config::edge_target;
+use serde::{Deserialize, Serialize};
+
+use super::features::Observation;
+use super::policy::{BUFFER_ACTIONS, PARALLELISM_ACTIONS};
+
+/// Smallest and largest input buffer (batches per channel) the agent sets.
+pub const BUFFER_RANGE: (usize, usize) = (2, 1024);
+
+/// One stage's move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageAction {
+    /// 0 keeps the parallelism; `k` in 1..=4 takes DS2's suggestion + (k − 2).
+    pub parallelism: usize,
+    /// 0 halves, 1 keeps, 2 doubles the input buffer.
+    pub buffer: usize,
+}
+
+impl StageAction {
+    /// The move that changes nothing.
+    pub const KEEP: StageAction = StageAction {
+        parallelism: 0,
+        buffer: 1,
+    };
+
+    /// A short label (`keep`, `ds2+1`, …, with `buf×2` / `buf÷2`).
+    pub fn label(&self) -> String {
+        let p = match self.parallelism {
+            0 => "keep".to_owned(),
+            k => match k as i64 - 2 {
+                0 => "ds2".to_owned(),
+                o if o > 0 => format!("ds2+{o}"),
+                o => format!("ds2{o}"),
+            },
+        };
+        match self.buffer {
+            0 => format!("{p}, buf÷2"),
+            2 => format!("{p}, buf×2"),
+            _ => p,
+        }
+    }
+}
+
+/// Which moves are allowed for stage `i` of `obs` under `config`.
+pub fn masks(
+    obs: &Observation,
+    config: &JobConfig,
+    i: usize,
+) -> ([bool; PARALLELISM_ACTIONS], [bool; BUFFER_ACTIONS]) {
+    let (min, max) = obs.bounds[i];
+    let mut par = [true; PARALLELISM_ACTIONS];
+    for (k, allowed) in par.iter_mut().enumerate().skip(1) {
+        let target = target_parallelism(obs, i, k);
+        *allowed = target.is_some_and(|t| (min..=max).contains(&t));
+    }
+    let capacity = input_capacity(config, &obs.stages[i]);
+    let buf = [
+        capacity / 2 >= BUFFER_RANGE.0,
+        true,
+        capacity * 2 <= BUFFER_RANGE.1,
+    ];
+    (par, buf)
+}
+
+/// The parallelism move `k` (1..=4) asks for at stage `i`.
+fn target_parallelism(obs: &Observation, i: usize, k: usize) -> Option<usize> {
+    let suggested = obs
+        .ds2
+        .parallelism(&obs.stages[i])
+        .unwrap_or(obs.parallelism[i]) as i64;
+    let t = suggested + k as i64 - 2;
+    (t >= 1).then_some(t as usize)
+}
+
+/// The capacity of the edges feeding `stage` (the largest, if several).
+pub fn input_capacity(config: &JobConfig, stage: &str) -> usize {
+    config
+        .edges
+        .iter()
+        .filter(|(name, _)| edge_target(name) == Some(stage))
+        .map(|(_, e)| e.capacity)
+        .max()
+        .unwrap_or(BUFFER_RANGE.0)
+}
+
+/// The configuration `actions` ask for, before the clamp.
+pub fn proposal(obs: &Observation, config: &JobConfig, actions: &[StageAction]) -> JobConfig {
+    let mut next = config.clone();
+    for (i, a) in actions.iter().enumerate() {
+        let stage = &obs.stages[i];
+        if a.parallelism > 0
+            && let Some(t) = target_parallelism(obs, i, a.parallelism)
+        {
+            next.set_parallelism(stage, t);
+        }
+        if a.buffer != 1 {
+            let names: Vec<String> = next
+                .edges
+                .keys()
+                .filter(|e| edge_target(e) == Some(stage.as_str()))
+                .cloned()
+                .collect();
+            for name in names {
+                if let Some(edge) = next.edges.get_mut(&name) {
+                    edge.capacity = if a.buffer == 0 {
+                        (edge.capacity / 2).max(BUFFER_RANGE.0)
+                    } else {
+                        (edge.capacity * 2).min(BUFFER_RANGE.1)
+                    };
+                }
+            }
+        }
+    }
+    next
+}

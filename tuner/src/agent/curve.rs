@@ -1,0 +1,74 @@
+//! The learning curve as CSV and SVG, and the experience log as bincode.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use super::ppo::{CurvePoint, Transition};
+
+/// Writes the curve as CSV.
+pub fn write_csv(path: &Path, curve: &[CurvePoint]) -> std::io::Result<()> {
+    let mut out =
+        String::from("iteration,steps,objective,policy_loss,value_loss,entropy,seconds\n");
+    for p in curve {
+        out.push_str(&format!(
+            "{},{},{:.5},{:.5},{:.5},{:.5},{:.2}\n",
+            p.iteration, p.steps, p.objective, p.policy_loss, p.value_loss, p.entropy, p.seconds
+        ));
+    }
+    std::fs::write(path, out)
+}
+
+/// Plots the mean rollout objective per iteration as SVG.
+pub fn write_svg(path: &Path, curve: &[CurvePoint]) -> Result<(), String> {
+    let root = SVGBackend::new(path, (720, 400)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (lo, hi) = curve
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| {
+            (l.min(p.objective), h.max(p.objective))
+        });
+    let (lo, hi) = if lo.is_finite() {
+        (lo - 0.05, hi + 0.05)
+    } else {
+        (0.0, 1.0)
+    };
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "PPO: mean rollout objective per iteration",
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(48)
+        .build_cartesian_2d(0f64..curve.len().max(1) as f64, lo..hi)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("iteration")
+        .y_desc("objective")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(LineSeries::new(
+            curve.iter().map(|p| (p.iteration as f64, p.objective)),
+            &BLUE,
+        ))
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// Writes transitions as a bincode experience log.
+pub fn write_experience(path: &Path, experience: &[Transition]) -> Result<(), String> {
+    let bytes = bincode::serde::encode_to_vec(experience, bincode::config::standard())
+        .map_err(|e| e.to_string())?;
+    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Reads an experience log written by [`write_experience`].
+pub fn read_experience(path: &Path) -> Result<Vec<Transition>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
+        .map(|(v, _)| v)
+        .map_err(|e| format!("{}: not an experience log: {e}", path.display()))
+}

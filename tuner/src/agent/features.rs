@@ -1,0 +1,253 @@
+//! Observation features, from snapshots, the SLO and the budgets only — never from the
+//! workload spec's costs, which a real user would not know.
+//!
+//! Each tunable stage gets one row: its own features followed by the pipeline's global
+//! features, so one network scores pipelines of any length. Every feature is a ratio or a
+//! fraction, mostly within 0..1, clamped where a ratio can explode.
+
+use rheo_engine::config::edge_target;
+use rheo_engine::metrics::StageMetrics;
+use rheo_engine::{JobConfig, MetricsSnapshot};
+use serde::{Deserialize, Serialize};
+
+use crate::action::buffered_records;
+use crate::tuners::{Ds2Suggestion, TuneContext, ds2_suggestion};
+
+/// Features per stage.
+pub const STAGE_FEATURES: usize = 12;
+/// Features of the whole pipeline, appended to every stage's row.
+pub const GLOBAL_FEATURES: usize = 8;
+/// Features per row.
+pub const FEATURES: usize = STAGE_FEATURES + GLOBAL_FEATURES;
+
+/// The name of every feature, in row order (checkpoints store it; explanations print it).
+pub const FEATURE_NAMES: [&str; FEATURES] = [
+    "parallelism / max",
+    "busy fraction",
+    "blocked fraction",
+    "idle fraction",
+    "input queue occupancy",
+    "input rate / target",
+    "true rate / target",
+    "true rate per worker / target",
+    "selectivity",
+    "DS2 raw parallelism / max",
+    "(DS2 suggestion − parallelism) / max",
+    "CPU fraction",
+    "source rate trend",
+    "backlog / epoch of offered load",
+    "p99 / SLO",
+    "threads / budget",
+    "shortfall",
+    "epochs since a change / 10",
+    "buffered records / budget",
+    "stages / 8",
+];
+
+/// What the agent remembers between epochs to compute trends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    /// The offered rate of the previous epoch.
+    pub previous_rate: Option<f64>,
+    /// Epochs since the configuration last changed.
+    pub since_change: usize,
+    /// The configuration of the previous epoch.
+    pub previous_config: Option<JobConfig>,
+}
+
+impl History {
+    /// Records `snapshot` after its features were taken.
+    pub fn update(&mut self, snapshot: &MetricsSnapshot) {
+        let rate: f64 = snapshot.sources.iter().map(|s| s.offered_rate).sum();
+        self.previous_rate = Some(rate);
+        let changed = self
+            .previous_config
+            .as_ref()
+            .is_some_and(|c| *c != snapshot.config);
+        self.since_change = if changed { 0 } else { self.since_change + 1 };
+        self.previous_config = Some(snapshot.config.clone());
+    }
+}
+
+/// One epoch's observation: a row per tunable stage, and what the rows were computed from.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// Tunable stage names, in topological order.
+    pub stages: Vec<String>,
+    /// Per stage: the feature row.
+    pub rows: Vec<[f32; FEATURES]>,
+    /// Per stage: current parallelism.
+    pub parallelism: Vec<usize>,
+    /// Per stage: `(min, max)` parallelism.
+    pub bounds: Vec<(usize, usize)>,
+    /// DS2's suggestion for this epoch (over-provisioning 0, no catch-up).
+    pub ds2: Ds2Suggestion,
+}
+
+fn ratio(a: f64, b: f64, cap: f64) -> f32 {
+    if b <= 0.0 {
+        if a > 0.0 { cap as f32 } else { 0.0 }
+    } else {
+        (a / b).clamp(0.0, cap) as f32
+    }
+}
+
+fn stage_row(
+    stage: Option<&StageMetrics>,
+    p: usize,
+    max: usize,
+    target_in: f64,
+    ds2_raw: f64,
+    ds2_p: usize,
+) -> [f32; STAGE_FEATURES] {
+    let maxf = max.max(1) as f64;
+    let Some(s) = stage else {
+        let mut row = [0.0; STAGE_FEATURES];
+        row[0] = (p as f64 / maxf) as f32;
+        return row;
+    };
+    let selectivity = if s.records_in > 0 {
+        s.records_out as f64 / s.records_in as f64
+    } else {
+        1.0
+    };
+    [
+        (p as f64 / maxf) as f32,
+        s.busy_fraction.clamp(0.0, 1.0) as f32,
+        s.blocked_fraction.clamp(0.0, 1.0) as f32,
+        s.idle_fraction.clamp(0.0, 1.0) as f32,
+        s.input_occupancy.clamp(0.0, 1.0) as f32,
+        ratio(s.observed_input_rate, target_in, 4.0),
+        ratio(s.true_processing_rate, target_in, 4.0),
+        ratio(s.true_processing_rate / p.max(1) as f64, target_in, 4.0),
+        selectivity.clamp(0.0, 4.0) as f32,
+        (ds2_raw / maxf).clamp(0.0, 4.0) as f32,
+        ((ds2_p as f64 - p as f64) / maxf) as f32,
+        s.cpu_fraction.clamp(0.0, 1.0) as f32,
+    ]
+}
+
+/// The observation of `snapshot`.
+pub fn observe(snapshot: &MetricsSnapshot, cx: &TuneContext, history: &History) -> Observation {
+    let ds2 = ds2_suggestion(snapshot, cx, 0.0, 0.0);
+    let rate: f64 = snapshot.sources.iter().map(|s| s.offered_rate).sum();
+    let emitted: f64 = snapshot.sources.iter().map(|s| s.emitted_rate).sum();
+    let trend = match history.previous_rate {
+        Some(prev) if prev > 0.0 => ((rate - prev) / prev).clamp(-1.0, 1.0),
+        _ => 0.0,
+    };
+    let epoch_load = (rate * snapshot.epoch_s).max(1.0);
+    let backlog = (snapshot.backlog() as f64 / epoch_load).min(100.0);
+    let slo = cx.objective.latency_slo_ms.max(1e-3);
+    let shortfall = if rate > 0.0 {
+        (1.0 - emitted / rate).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let global: [f32; GLOBAL_FEATURES] = [
+        trend as f32,
+        backlog.ln_1p() as f32,
+        (snapshot.latency.p99_ms / slo).min(100.0).ln_1p() as f32,
+        (cx.bounds.threads(&snapshot.config) as f64 / cx.bounds.max_threads.max(1) as f64) as f32,
+        shortfall as f32,
+        (history.since_change as f64 / 10.0).min(1.0) as f32,
+        (buffered_records(&snapshot.config) as f64 / cx.bounds.max_buffered_records.max(1) as f64)
+            .min(4.0) as f32,
+        (cx.bounds.stages.len() as f64 / 8.0) as f32,
+    ];
+    let mut obs = Observation {
+        stages: Vec::new(),
+        rows: Vec::new(),
+        parallelism: Vec::new(),
+        bounds: Vec::new(),
+        ds2,
+    };
+    for (name, min, max) in &cx.bounds.stages {
+        let p = snapshot.config.parallelism(name).unwrap_or(1);
+        let target_in = obs.ds2.target_in.get(name).copied().unwrap_or(0.0);
+        let raw = obs.ds2.raw.get(name).copied().unwrap_or(p as f64);
+        let suggested = obs.ds2.parallelism(name).unwrap_or(p);
+        let stage = stage_row(snapshot.stage(name), p, *max, target_in, raw, suggested);
+        let mut row = [0.0f32; FEATURES];
+        row[..STAGE_FEATURES].copy_from_slice(&stage);
+        row[STAGE_FEATURES..].copy_from_slice(&global);
+        obs.stages.push(name.clone());
+        obs.rows.push(row);
+        obs.parallelism.push(p);
+        obs.bounds.push((*min, *max));
+    }
+    obs
+}
+
+/// The name of the edge feeding `stage` in `config`, if any.
+pub fn input_edge(config: &JobConfig, stage: &str) -> Option<String> {
+    config
+        .edges
+        .keys()
+        .find(|e| edge_target(e) == Some(stage))
+        .cloned()
+}
+
+/// Running mean and variance of feature rows (Welford), for normalisation and for the
+/// out-of-distribution check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureStats {
+    /// Rows seen.
+    pub count: u64,
+    /// Per feature mean.
+    pub mean: Vec<f64>,
+    /// Per feature sum of squared deviations.
+    pub m2: Vec<f64>,
+}
+
+impl Default for FeatureStats {
+    fn default() -> Self {
+        FeatureStats {
+            count: 0,
+            mean: vec![0.0; FEATURES],
+            m2: vec![0.0; FEATURES],
+        }
+    }
+}
+
+impl FeatureStats {
+    /// Adds one row.
+    pub fn add(&mut self, row: &[f32; FEATURES]) {
+        self.count += 1;
+        let n = self.count as f64;
+        for (i, &x) in row.iter().enumerate() {
+            let x = x as f64;
+            let d = x - self.mean[i];
+            self.mean[i] += d / n;
+            self.m2[i] += d * (x - self.mean[i]);
+        }
+    }
+
+    /// Per feature standard deviation (at least 0.05, so constant features do not blow up).
+    pub fn std(&self) -> Vec<f64> {
+        self.m2
+            .iter()
+            .map(|m| {
+                (m / self.count.max(2).saturating_sub(1) as f64)
+                    .sqrt()
+                    .max(0.05)
+            })
+            .collect()
+    }
+
+    /// `row` standardised.
+    pub fn normalise(&self, row: &[f32; FEATURES]) -> [f32; FEATURES] {
+        let std = self.std();
+        let mut out = [0.0; FEATURES];
+        for i in 0..FEATURES {
+            out[i] = ((row[i] as f64 - self.mean[i]) / std[i]).clamp(-8.0, 8.0) as f32;
+        }
+        out
+    }
+
+    /// Root-mean-square standardised distance of `row` from the training mean.
+    pub fn distance(&self, row: &[f32; FEATURES]) -> f64 {
+        let z = self.normalise(row);
+        (z.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / FEATURES as f64).sqrt()
+    }
+}

@@ -1,0 +1,146 @@
+//! Guardrails and user control around the policy: bounds and pins, a thread budget that can
+//! change while the job runs, a cooldown after each change, rollback when the objective falls
+//! after a change, an advisory (dry-run) mode, and a switch back to a fixed configuration.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+use rheo_engine::JobConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::action::Bounds;
+
+/// Fixed guardrail settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardConfig {
+    /// Epochs after a change during which the agent does not change again.
+    pub cooldown_epochs: usize,
+    /// Roll a change back when the epoch objective after it is this much below the one before.
+    pub rollback_drop: f64,
+    /// Stages held at a fixed parallelism.
+    pub pins: BTreeMap<String, usize>,
+    /// Per-stage `(min, max)` parallelism tighter than the workload's.
+    pub limits: BTreeMap<String, (usize, usize)>,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            cooldown_epochs: 1,
+            rollback_drop: 0.3,
+            pins: BTreeMap::new(),
+            limits: BTreeMap::new(),
+        }
+    }
+}
+
+/// Controls a user can change while the job runs; cheap to clone and share with another thread.
+#[derive(Debug, Clone, Default)]
+pub struct Controls {
+    thread_budget: Arc<AtomicUsize>,
+    advisory: Arc<AtomicBool>,
+    fixed: Arc<Mutex<Option<JobConfig>>>,
+}
+
+impl Controls {
+    /// Sets the thread budget (0 keeps the workload's).
+    pub fn set_thread_budget(&self, threads: usize) {
+        self.thread_budget.store(threads, Ordering::Relaxed);
+    }
+
+    /// The thread budget set at run time, if any.
+    pub fn thread_budget(&self) -> Option<usize> {
+        match self.thread_budget.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(n),
+        }
+    }
+
+    /// Advisory mode: the agent logs what it would do and changes nothing.
+    pub fn set_advisory(&self, on: bool) {
+        self.advisory.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether advisory mode is on.
+    pub fn advisory(&self) -> bool {
+        self.advisory.load(Ordering::Relaxed)
+    }
+
+    /// Hands control back to `config` (or, with `None`, back to the agent).
+    pub fn set_fixed(&self, config: Option<JobConfig>) {
+        *self.fixed.lock() = config;
+    }
+
+    /// The fixed configuration control was handed back to, if any.
+    pub fn fixed(&self) -> Option<JobConfig> {
+        self.fixed.lock().clone()
+    }
+}
+
+/// The bounds the agent acts within: the workload's, tightened by pins, limits and the
+/// run-time thread budget.
+pub fn effective_bounds(bounds: &Bounds, guard: &GuardConfig, controls: &Controls) -> Bounds {
+    let mut b = bounds.clone();
+    for (name, min, max) in &mut b.stages {
+        if let Some(&p) = guard.pins.get(name) {
+            (*min, *max) = (p, p);
+        } else if let Some(&(lo, hi)) = guard.limits.get(name) {
+            *min = (*min).max(lo);
+            *max = (*max).min(hi).max(*min);
+        }
+    }
+    if let Some(budget) = controls.thread_budget() {
+        b.max_threads = budget;
+    }
+    b
+}
+
+/// What the guard remembers about the last change.
+#[derive(Debug, Clone, Default)]
+pub struct GuardState {
+    /// Epochs since the agent's last change.
+    pub since_change: usize,
+    /// The configuration before the last change and the objective of the epoch before it.
+    pub before_change: Option<(JobConfig, f64)>,
+    /// Whether the last change was a rollback.
+    pub rolled_back: bool,
+}
+
+/// The guard's verdict on a proposal.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Apply it.
+    Apply,
+    /// Keep the current configuration (cooldown).
+    Cooldown,
+    /// Go back to this configuration: the last change made things worse.
+    Rollback(JobConfig),
+}
+
+impl GuardState {
+    /// Checks a proposal given the epoch objective `reward` just scored.
+    pub fn check(&mut self, guard: &GuardConfig, reward: f64) -> Verdict {
+        self.since_change += 1;
+        // The first full epoch after a change decides whether it stays.
+        if self.since_change == 2
+            && !self.rolled_back
+            && let Some((config, before)) = self.before_change.take()
+            && reward < before - guard.rollback_drop
+        {
+            return Verdict::Rollback(config);
+        }
+        if self.since_change <= guard.cooldown_epochs {
+            return Verdict::Cooldown;
+        }
+        Verdict::Apply
+    }
+
+    /// Records that the configuration changed from `from` (whose last epoch scored `reward`).
+    pub fn changed(&mut self, from: JobConfig, reward: f64, rollback: bool) {
+        self.since_change = 0;
+        self.rolled_back = rollback;
+        self.before_change = (!rollback).then_some((from, reward));
+    }
+}

@@ -1,0 +1,218 @@
+//! [`Agent`]: the policy as a [`Tuner`], behind its guardrails.
+
+use std::path::Path;
+
+use burn::tensor::Device;
+use rheo_engine::MetricsSnapshot;
+use serde::Serialize;
+
+use super::actions::{StageAction, masks, proposal};
+use super::checkpoint::{CheckpointError, CheckpointHeader, load};
+use super::features::{FEATURES, FeatureStats, History, Observation, observe};
+use super::guard::{Controls, GuardConfig, GuardState, Verdict, effective_bounds};
+use super::policy::{
+    BUFFER_ACTIONS, OUTPUTS, PARALLELISM_ACTIONS, PolicyNet, argmax, masked_softmax,
+};
+use crate::action::clamp;
+use crate::tuners::{Decision, TuneContext, Tuner};
+
+/// A trained policy ready to act: the network and the statistics its inputs are normalised by.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The network (inference only).
+    pub net: PolicyNet,
+    /// Training statistics of the features.
+    pub stats: FeatureStats,
+    /// Where the network runs.
+    pub device: Device,
+}
+
+/// One stage's choice with its probabilities.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageChoice {
+    /// The stage.
+    pub stage: String,
+    /// The move chosen.
+    pub action: StageAction,
+    /// Its label.
+    pub label: String,
+    /// Probability of the parallelism move.
+    pub p_parallelism: f32,
+    /// Probability of the buffer move.
+    pub p_buffer: f32,
+}
+
+impl Policy {
+    /// Loads a checkpoint onto the CPU.
+    pub fn load(path: &Path) -> Result<(Policy, CheckpointHeader), CheckpointError> {
+        let device = Device::flex();
+        let (header, net) = load(path, &device)?;
+        Ok((
+            Policy {
+                net,
+                stats: header.stats.clone(),
+                device,
+            },
+            header,
+        ))
+    }
+
+    /// The network's raw outputs for the rows of `obs`, normalised first.
+    pub fn outputs(&self, obs: &Observation) -> Vec<[f32; OUTPUTS]> {
+        let rows: Vec<[f32; FEATURES]> = obs.rows.iter().map(|r| self.stats.normalise(r)).collect();
+        self.net.infer(&rows, &self.device)
+    }
+
+    /// The most probable allowed move per stage.
+    pub fn greedy(&self, obs: &Observation, snapshot: &MetricsSnapshot) -> Vec<StageChoice> {
+        let outputs = self.outputs(obs);
+        obs.stages
+            .iter()
+            .enumerate()
+            .map(|(i, stage)| {
+                let (pm, bm) = masks(obs, &snapshot.config, i);
+                let out = &outputs[i];
+                let pp = masked_softmax::<PARALLELISM_ACTIONS>(&out[..PARALLELISM_ACTIONS], &pm);
+                let bp = masked_softmax::<BUFFER_ACTIONS>(
+                    &out[PARALLELISM_ACTIONS..PARALLELISM_ACTIONS + BUFFER_ACTIONS],
+                    &bm,
+                );
+                let action = StageAction {
+                    parallelism: argmax(&pp),
+                    buffer: argmax(&bp),
+                };
+                StageChoice {
+                    stage: stage.clone(),
+                    label: action.label(),
+                    action,
+                    p_parallelism: pp[action.parallelism],
+                    p_buffer: bp[action.buffer],
+                }
+            })
+            .collect()
+    }
+}
+
+/// The agent as a tuner: observe, score, guard, act.
+pub struct Agent {
+    policy: Policy,
+    history: History,
+    guard: GuardConfig,
+    state: GuardState,
+    controls: Controls,
+    checkpoint: String,
+}
+
+impl Agent {
+    /// An agent acting with `policy` under `guard`; `controls` stay with the caller.
+    pub fn new(policy: Policy, guard: GuardConfig, controls: Controls, checkpoint: &str) -> Agent {
+        Agent {
+            policy,
+            history: History::default(),
+            guard,
+            state: GuardState {
+                since_change: usize::MAX / 2,
+                ..GuardState::default()
+            },
+            controls,
+            checkpoint: checkpoint.to_owned(),
+        }
+    }
+
+    /// The user controls (thread budget, advisory mode, fixed configuration).
+    pub fn controls(&self) -> &Controls {
+        &self.controls
+    }
+}
+
+impl Tuner for Agent {
+    fn name(&self) -> &str {
+        "agent"
+    }
+
+    fn settings(&self) -> serde_json::Value {
+        serde_json::json!({
+            "checkpoint": self.checkpoint,
+            "cooldown_epochs": self.guard.cooldown_epochs,
+            "rollback_drop": self.guard.rollback_drop,
+            "pins": self.guard.pins,
+            "limits": self.guard.limits,
+        })
+    }
+
+    fn decide(&mut self, snapshot: &MetricsSnapshot, cx: &TuneContext) -> Decision {
+        let changed = self
+            .history
+            .previous_config
+            .as_ref()
+            .is_some_and(|c| *c != snapshot.config);
+        let reward = cx.objective.score(snapshot, changed).reward;
+        let bounds = effective_bounds(&cx.bounds, &self.guard, &self.controls);
+        let local = TuneContext {
+            objective: cx.objective.clone(),
+            bounds,
+        };
+        let obs = observe(snapshot, &local, &self.history);
+        self.history.update(snapshot);
+        let keep = |reason: String, detail: serde_json::Value| Decision {
+            config: snapshot.config.clone(),
+            reason,
+            detail,
+        };
+        if let Some(fixed) = self.controls.fixed() {
+            return Decision {
+                config: fixed,
+                reason: "control handed back to a fixed configuration".into(),
+                detail: serde_json::Value::Null,
+            };
+        }
+        let choices = self.policy.greedy(&obs, snapshot);
+        let actions: Vec<StageAction> = choices.iter().map(|c| c.action).collect();
+        let clamped = clamp(
+            &snapshot.config,
+            &proposal(&obs, &snapshot.config, &actions),
+            &local.bounds,
+        );
+        let detail = serde_json::json!({
+            "choices": choices,
+            "ds2": obs.ds2.config.stages,
+            "clamped": clamped.notes,
+            "reward": reward,
+        });
+        let verdict = self.state.check(&self.guard, reward);
+        let (config, reason, rollback) = match verdict {
+            Verdict::Rollback(previous) => (
+                previous,
+                format!("rollback: the objective fell to {reward:.2} after the last change"),
+                true,
+            ),
+            Verdict::Cooldown => return keep("cooldown after a change".into(), detail),
+            Verdict::Apply => {
+                let moves: Vec<String> = choices
+                    .iter()
+                    .filter(|c| c.action != StageAction::KEEP)
+                    .map(|c| format!("{} {} (p={:.2})", c.stage, c.label, c.p_parallelism))
+                    .collect();
+                let reason = if clamped.config == snapshot.config {
+                    "no change".to_owned()
+                } else {
+                    moves.join(", ")
+                };
+                (clamped.config, reason, false)
+            }
+        };
+        if config == snapshot.config {
+            return keep(reason, detail);
+        }
+        if self.controls.advisory() {
+            return keep(format!("advisory, would apply: {reason}"), detail);
+        }
+        self.state
+            .changed(snapshot.config.clone(), reward, rollback);
+        Decision {
+            config,
+            reason,
+            detail,
+        }
+    }
+}

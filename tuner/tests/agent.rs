@@ -1,0 +1,234 @@
+//! The agent's parts: checkpoints (round trip, and every kind of bad file as a clear error),
+//! the guardrails, action masks, and a short PPO run on the simulator.
+
+use std::path::PathBuf;
+
+use burn::tensor::Device;
+use rheo_tuner::agent::Policy;
+use rheo_tuner::agent::checkpoint::{CheckpointHeader, load, save};
+use rheo_tuner::agent::features::{FEATURES, FeatureStats, History, observe};
+use rheo_tuner::agent::guard::{Controls, GuardConfig, GuardState, Verdict, effective_bounds};
+use rheo_tuner::agent::policy::PolicyNet;
+use rheo_tuner::agent::ppo::{PpoConfig, TrainingWorkload, train};
+use rheo_tuner::env::{Environment, SimEnv, SimParams};
+use rheo_tuner::run::run;
+use rheo_tuner::scoreboard::context;
+use rheo_tuner::spec::Workload;
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rheo-agent-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn header() -> CheckpointHeader {
+    let mut stats = FeatureStats::default();
+    stats.add(&[0.5; FEATURES]);
+    stats.add(&[0.25; FEATURES]);
+    CheckpointHeader::new(stats, 3, "test".into(), 0.0)
+}
+
+fn workload() -> Workload {
+    Workload::load(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../workloads/wait-step.toml"
+    ))
+    .unwrap()
+}
+
+#[test]
+fn a_checkpoint_round_trip_keeps_the_policy() {
+    let device = Device::flex();
+    let net = PolicyNet::new(&device);
+    let path = temp("round-trip.ckpt");
+    save(&path, &net, &header()).unwrap();
+    let (read_header, read) = load(&path, &device).unwrap();
+    assert_eq!(read_header, header_with_time(&read_header));
+    let row = [[0.3f32; FEATURES], [-0.7; FEATURES]];
+    assert_eq!(net.infer(&row, &device), read.infer(&row, &device));
+}
+
+/// `header()` with the creation time of `read` (the only field that differs by run).
+fn header_with_time(read: &CheckpointHeader) -> CheckpointHeader {
+    CheckpointHeader {
+        created_unix_s: read.created_unix_s,
+        commit: read.commit.clone(),
+        ..header()
+    }
+}
+
+#[test]
+fn bad_checkpoints_are_errors_that_name_the_file_and_the_reason() {
+    let device = Device::flex();
+    let path = temp("good.ckpt");
+    save(&path, &PolicyNet::new(&device), &header()).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "flipped.ckpt",
+            {
+                let mut b = good.clone();
+                let mid = b.len() / 2;
+                b[mid] ^= 0x40;
+                b
+            },
+            "checksum mismatch",
+        ),
+        (
+            "truncated.ckpt",
+            good[..good.len() - 10].to_vec(),
+            "checksum mismatch",
+        ),
+        ("empty.ckpt", Vec::new(), "bad magic"),
+        (
+            "text.ckpt",
+            b"not a checkpoint at all, just text".to_vec(),
+            "bad magic",
+        ),
+    ];
+    for (name, bytes, reason) in cases {
+        let p = temp(name);
+        std::fs::write(&p, bytes).unwrap();
+        let err = load(&p, &device).unwrap_err().to_string();
+        assert!(err.contains(name) && err.contains(reason), "{name}: {err}");
+    }
+    let missing = temp("missing.ckpt");
+    let err = load(&missing, &device).unwrap_err().to_string();
+    assert!(err.contains("missing.ckpt"), "{err}");
+
+    let mut other = header();
+    other.features[0] = "something else".into();
+    let p = temp("features.ckpt");
+    save(&p, &PolicyNet::new(&device), &other).unwrap();
+    let err = load(&p, &device).unwrap_err().to_string();
+    assert!(err.contains("feature list differs"), "{err}");
+
+    let mut version = good.clone();
+    version[8] = 9;
+    let body = version.len() - 4;
+    let crc = crc32(&version[..body]);
+    version[body..].copy_from_slice(&crc.to_le_bytes());
+    let p = temp("version.ckpt");
+    std::fs::write(&p, version).unwrap();
+    let err = load(&p, &device).unwrap_err().to_string();
+    assert!(err.contains("schema version 9"), "{err}");
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    // The envelope's checksum, recomputed here to forge a well-formed file of another version.
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn the_guard_cools_down_and_rolls_back_a_change_that_hurt() {
+    let guard = GuardConfig {
+        cooldown_epochs: 1,
+        rollback_drop: 0.2,
+        ..GuardConfig::default()
+    };
+    let before = rheo_engine::JobConfig::default();
+    let mut state = GuardState::default();
+    state.changed(before.clone(), 0.8, false);
+    assert_eq!(
+        state.check(&guard, 0.5),
+        Verdict::Cooldown,
+        "the epoch of the change"
+    );
+    assert_eq!(state.check(&guard, 0.3), Verdict::Rollback(before.clone()));
+    // After a rollback there is no second rollback of the rollback.
+    state.changed(before.clone(), 0.3, true);
+    assert_eq!(state.check(&guard, 0.0), Verdict::Cooldown);
+    assert_eq!(state.check(&guard, 0.0), Verdict::Apply);
+    // A change that helped stays.
+    state.changed(before, 0.5, false);
+    state.check(&guard, 0.4);
+    assert_eq!(state.check(&guard, 0.45), Verdict::Apply);
+}
+
+#[test]
+fn pins_limits_and_the_run_time_budget_tighten_the_bounds() {
+    let w = workload();
+    let cx = context(&w);
+    let stages = w.stage_names();
+    let mut guard = GuardConfig::default();
+    guard.pins.insert(stages[0].clone(), 2);
+    let controls = Controls::default();
+    controls.set_thread_budget(5);
+    let b = effective_bounds(&cx.bounds, &guard, &controls);
+    assert_eq!(b.stages[0].1, 2);
+    assert_eq!(b.stages[0].2, 2);
+    assert_eq!(b.max_threads, 5);
+    controls.set_fixed(Some(rheo_engine::JobConfig::default()));
+    assert!(controls.fixed().is_some());
+}
+
+#[test]
+fn observations_have_a_row_per_stage_within_range() {
+    let w = workload();
+    let cx = context(&w);
+    let mut env = SimEnv::new(&w, SimParams::nominal(&w), 1);
+    let snapshot = env.observe().unwrap().unwrap();
+    let obs = observe(&snapshot, &cx, &History::default());
+    assert_eq!(obs.rows.len(), w.stages.len());
+    for row in &obs.rows {
+        assert!(
+            row.iter()
+                .all(|v| v.is_finite() && (-5.0..=5.0).contains(v)),
+            "{row:?}"
+        );
+    }
+}
+
+#[test]
+fn a_short_ppo_run_trains_a_policy_that_runs_as_a_tuner() {
+    let w = workload();
+    let params = SimParams::nominal(&w);
+    let cfg = PpoConfig {
+        iterations: 3,
+        envs_per_workload: 2,
+        epochs: 2,
+        ..PpoConfig::default()
+    };
+    let workloads = vec![TrainingWorkload {
+        workload: w.clone(),
+        params: params.clone(),
+    }];
+    let mut seen = 0;
+    let trained = train(&workloads, &cfg, |_| seen += 1).unwrap();
+    assert_eq!(seen, 3);
+    assert_eq!(trained.curve.len(), 3);
+    assert!(trained.curve.iter().all(|p| p.objective.is_finite()
+        && p.policy_loss.is_finite()
+        && p.value_loss.is_finite()
+        && p.entropy > 0.0));
+    assert!(!trained.experience.is_empty());
+    let path = temp("trained.ckpt");
+    save(
+        &path,
+        &trained.net,
+        &CheckpointHeader::new(trained.stats, 7, "test".into(), trained.seconds),
+    )
+    .unwrap();
+    let (policy, _) = Policy::load(&path).unwrap();
+    let mut agent = rheo_tuner::agent::Agent::new(
+        policy,
+        GuardConfig::default(),
+        Controls::default(),
+        "trained.ckpt",
+    );
+    let mut env = SimEnv::new(&w, params, 1000);
+    let result = run(&mut env, &mut agent, &context(&w), None, |_, _| {}).unwrap();
+    assert_eq!(result.epochs.len(), w.epochs());
+    assert!(result.objective.is_finite());
+}

@@ -3,12 +3,17 @@
 //! - `sim/epoch/<workload>`: one simulated epoch of a shipped workload (model, noise and the
 //!   synthesized snapshot), so epochs per second = 1 / time.
 //! - `ds2/decide`: one DS2 decision from a snapshot (suggestion, clamp, knobs).
+//! - `agent/decide/<workload>`: one agent decision from a snapshot — feature extraction
+//!   (DS2's suggestion included), the policy forward, masks, clamp and guardrails — with the
+//!   shipped policy, or a fresh network of the same shape if none is shipped yet.
 //!
 //! Run: `cargo bench --bench tuner` (results in docs/benchmarks.md).
 
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use rheo::tuner::agent::guard::{Controls, GuardConfig};
+use rheo::tuner::agent::{Agent, Policy};
 use rheo::tuner::env::{Environment, SimEnv, SimParams};
 use rheo::tuner::scoreboard::context;
 use rheo::tuner::spec::Workload;
@@ -47,5 +52,31 @@ fn ds2_decide(c: &mut Criterion) {
     c.bench_function("ds2/decide", |b| b.iter(|| ds2.decide(&snapshot, &cx)));
 }
 
-criterion_group!(benches, sim_epoch, ds2_decide);
+fn agent_decide(c: &mut Criterion) {
+    let checkpoint = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/policy.ckpt");
+    let policy = match Policy::load(&checkpoint) {
+        Ok((policy, _)) => policy,
+        Err(_) => Policy::untrained(),
+    };
+    let mut group = c.benchmark_group("agent/decide");
+    for name in ["wait-constant", "six-stage"] {
+        let w = workload(name);
+        let mut env = SimEnv::new(&w, SimParams::nominal(&w), 1);
+        let snapshot = env.observe().expect("simulated epoch").expect("an epoch");
+        let cx = context(&w);
+        let mut agent = Agent::new(
+            policy.clone(),
+            GuardConfig {
+                cooldown_epochs: 0,
+                ..GuardConfig::default()
+            },
+            Controls::default(),
+            "bench",
+        );
+        group.bench_function(name, |b| b.iter(|| agent.decide(&snapshot, &cx)));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, sim_epoch, ds2_decide, agent_decide);
 criterion_main!(benches);

@@ -5,6 +5,11 @@
 
 use clap::Parser;
 
+// As the `rheo` binary: records are allocated in one thread and dropped in another, which
+// mimalloc handles without the system allocator's arena locks.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(about = "Runs Nexmark queries on rheo, one child process per measurement")]
 struct Cli {

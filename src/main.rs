@@ -2,6 +2,12 @@
 
 mod cli;
 
+// The engine hands every record's allocations from the thread that made them to the thread
+// that drops them; mimalloc frees across threads without the arena locks of the system
+// allocator (docs/benchmarks.md, Nexmark, shows the difference).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 /// rheo: a stream processing engine with a built-in tuner.

@@ -24,6 +24,12 @@ pub struct Args {
     /// Write the rows as a JSON list.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// The agent's policy checkpoint; its rows appear when the file exists.
+    #[arg(long, default_value = "models/policy.ckpt")]
+    agent: PathBuf,
+    /// Leave the agent out.
+    #[arg(long)]
+    no_agent: bool,
 }
 
 /// Runs the scoreboard and prints its table.
@@ -45,7 +51,9 @@ pub fn run_scoreboard(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .map(|p| Workload::load(p).map(|w| (p.clone(), w)))
         .collect::<Result<Vec<_>, _>>()?;
     let tuning_runs = if backend == Backend::Engine { 3 } else { 0 };
-    let total = workloads.len() * (3 * seeds.len() + tuning_runs);
+    let with_agent = !args.no_agent && args.agent.exists();
+    let tuners = if with_agent { 4 } else { 3 };
+    let total = workloads.len() * (tuners * seeds.len() + tuning_runs);
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
         ProgressStyle::with_template(
@@ -59,7 +67,13 @@ pub fn run_scoreboard(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         bar.set_message(format!("{}: tuning ds2", workload.name));
         let (knobs, _) = tune_ds2(workload, &params, backend)?;
         bar.inc(tuning_runs as u64);
-        for kind in [TunerKind::Static, TunerKind::Ds2(knobs), TunerKind::Oracle] {
+        let mut kinds = vec![TunerKind::Static, TunerKind::Ds2(knobs), TunerKind::Oracle];
+        if with_agent {
+            kinds.push(TunerKind::Agent {
+                checkpoint: args.agent.display().to_string(),
+            });
+        }
+        for kind in kinds {
             bar.set_message(format!("{}: {}", workload.name, kind.label()));
             let mut runs = Vec::new();
             for seed in seeds {

@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rheo::tuner::agent::checkpoint::{CheckpointHeader, save};
 use rheo::tuner::agent::curve::{write_csv, write_experience, write_svg};
 use rheo::tuner::agent::ppo::{PpoConfig, TrainingWorkload, train};
-use rheo::tuner::scoreboard::sim_params;
+use rheo::tuner::scoreboard::{Backend, sim_params, tune_ds2};
 use rheo::tuner::spec::Workload;
 
 /// Arguments of `rheo train`.
@@ -52,7 +52,12 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         let workload = Workload::load(path)?;
         let params = sim_params(path, &workload)?;
-        workloads.push(TrainingWorkload { workload, params });
+        let (ds2, _) = tune_ds2(&workload, &params, Backend::Sim)?;
+        workloads.push(TrainingWorkload {
+            workload,
+            params,
+            ds2,
+        });
     }
     let cfg = PpoConfig {
         iterations: args.iterations,

@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 use rheo::engine::MetricsSnapshot;
+use rheo::harness::tuning::EpochPrinter;
+use rheo::tuner::agent::checkpoint::{CheckpointHeader, save};
 use rheo::tuner::agent::guard::{Controls, GuardConfig};
+use rheo::tuner::agent::ppo::{PpoConfig, advantages, fine_tune};
 use rheo::tuner::agent::{Agent, Policy};
 use rheo::tuner::env::{EngineEnv, Environment, SimEnv};
 use rheo::tuner::run::{EpochRecord, RunLog, run};
@@ -57,6 +60,12 @@ pub struct Args {
     /// Agent: thread budget (default: the workload's).
     #[arg(long)]
     thread_budget: Option<usize>,
+    /// Agent: learn online (sample moves, then fine-tune on the run's decisions).
+    #[arg(long)]
+    learn: bool,
+    /// Agent with --learn: where to write the fine-tuned checkpoint.
+    #[arg(long)]
+    save: Option<PathBuf>,
     /// Agent: epochs without a change after each change.
     #[arg(long, default_value_t = GuardConfig::default().cooldown_epochs)]
     cooldown: usize,
@@ -90,48 +99,47 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let params = sim_params(&args.workload, &workload)?;
     let cx = context(&workload);
-    let mut tuner: Box<dyn Tuner> = match args.tuner.as_str() {
-        "static" => Box::new(Static),
-        "ds2" => Box::new(Ds2::new(Ds2Knobs {
-            warmup_epochs: args.ds2_warmup,
-            activation: args.ds2_activation,
-            factor: args.ds2_factor,
-            catch_up_s: args.ds2_catch_up,
-        })),
-        "oracle" => Box::new(Oracle::new(plan_oracle(
-            &workload,
-            params.clone(),
-            &cx.bounds,
-        ))),
+    let mut agent: Option<Agent> = None;
+    let mut other: Option<Box<dyn Tuner>> = None;
+    match args.tuner.as_str() {
+        "static" => other = Some(Box::new(Static)),
+        "ds2" => {
+            other = Some(Box::new(Ds2::new(Ds2Knobs {
+                warmup_epochs: args.ds2_warmup,
+                activation: args.ds2_activation,
+                factor: args.ds2_factor,
+                catch_up_s: args.ds2_catch_up,
+            })))
+        }
+        "oracle" => {
+            other = Some(Box::new(Oracle::new(plan_oracle(
+                &workload,
+                params.clone(),
+                &cx.bounds,
+            ))))
+        }
         "agent" => {
-            let (policy, _) = Policy::load(&args.checkpoint)?;
-            for (stage, _) in &args.pin {
-                if !workload.stage_names().contains(stage) {
-                    return Err(format!("--pin {stage}: no such stage in {}", workload.name).into());
-                }
-            }
-            let guard = GuardConfig {
-                cooldown_epochs: args.cooldown,
-                pins: args.pin.iter().cloned().collect(),
-                ..GuardConfig::default()
-            };
-            let controls = Controls::default();
-            controls.set_advisory(args.advisory);
-            if let Some(budget) = args.thread_budget {
-                controls.set_thread_budget(budget);
-            }
-            Box::new(Agent::new(
-                policy,
-                guard,
-                controls,
-                &args.checkpoint.display().to_string(),
-            ))
+            let built = make_agent(&args, &workload)?;
+            agent = Some(if args.learn {
+                built.learning(args.seed)
+            } else {
+                built
+            });
         }
-        other => {
-            return Err(
-                format!("--tuner: unknown tuner `{other}` (static, ds2, oracle or agent)").into(),
-            );
+        unknown => {
+            return Err(format!(
+                "--tuner: unknown tuner `{unknown}` (static, ds2, oracle or agent)"
+            )
+            .into());
         }
+    }
+    if args.learn && agent.is_none() {
+        return Err("--learn: only the agent learns".into());
+    }
+    let tuner: &mut dyn Tuner = match (agent.as_mut(), other.as_mut()) {
+        (Some(a), _) => a,
+        (None, Some(b)) => b.as_mut(),
+        (None, None) => return Err("no tuner".into()),
     };
     let mut env: Box<dyn Environment> = match backend {
         Backend::Engine => Box::new(EngineEnv::start(&workload, args.seed)?),
@@ -151,36 +159,9 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         )?),
         None => None,
     };
-    let stages = workload.stage_names();
-    let header = stages
-        .iter()
-        .map(|s| format!("{:>14}", format!("{s} p/buf")))
-        .collect::<String>();
-    println!(
-        "{:>5} {:>9} {:>9} {:>8} {:>8} {:>7}{header}  decision",
-        "epoch", "offered/s", "through/s", "backlog", "p99 ms", "reward"
-    );
-    let print = |snapshot: &MetricsSnapshot, record: &EpochRecord| {
-        let per_stage: String = stages
-            .iter()
-            .map(|s| {
-                let p = snapshot.config.parallelism(s).unwrap_or(0);
-                let buf = snapshot.stage(s).map_or(0, |m| m.input_capacity / p.max(1));
-                format!("{:>14}", format!("{p}/{buf}"))
-            })
-            .collect();
-        println!(
-            "{:>5} {:>9.0} {:>9.0} {:>8} {:>8.1} {:>7.3}{per_stage}  {}",
-            record.epoch,
-            record.offered_rate,
-            record.throughput,
-            record.backlog,
-            record.p99_ms,
-            record.score.reward,
-            record.decision.reason
-        );
-    };
-    let result = run(env.as_mut(), tuner.as_mut(), &cx, log.as_mut(), print)?;
+    let printer = EpochPrinter::new(workload.stage_names());
+    let print = |snapshot: &MetricsSnapshot, record: &EpochRecord| printer.row(snapshot, record);
+    let result = run(env.as_mut(), tuner, &cx, log.as_mut(), print)?;
     println!(
         "\n{} on {} ({}): objective {:.3} over {} epochs",
         result.tuner,
@@ -189,5 +170,60 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         result.objective,
         result.epochs.len()
     );
+    if let (true, Some(agent)) = (args.learn, agent.as_mut()) {
+        let save_to = args
+            .save
+            .clone()
+            .unwrap_or_else(|| args.checkpoint.with_extension("tuned.ckpt"));
+        let (mut experience, policy) = agent.take_experience();
+        let cfg = PpoConfig::default();
+        advantages(&mut experience, cfg.gamma, cfg.lambda);
+        let (net, losses) = fine_tune(&policy.net, &experience, &cfg)?;
+        let (_, original) = Policy::load(&args.checkpoint)?;
+        let command = std::env::args().collect::<Vec<_>>().join(" ");
+        let mut header = CheckpointHeader::new(
+            policy.stats.clone(),
+            args.seed,
+            command,
+            original.training_s,
+        );
+        header.workloads = original.workloads.clone();
+        header
+            .workloads
+            .push(format!("{} (online, {})", workload.name, result.backend));
+        save(&save_to, &net, &header)?;
+        println!(
+            "fine-tuned on {} decisions (policy loss {:.3}, value loss {:.3}); wrote {}",
+            experience.len(),
+            losses.0,
+            losses.1,
+            save_to.display()
+        );
+    }
     Ok(())
+}
+
+fn make_agent(args: &Args, workload: &Workload) -> Result<Agent, Box<dyn std::error::Error>> {
+    let (policy, _) = Policy::load(&args.checkpoint)?;
+    for (stage, _) in &args.pin {
+        if !workload.stage_names().contains(stage) {
+            return Err(format!("--pin {stage}: no such stage in {}", workload.name).into());
+        }
+    }
+    let guard = GuardConfig {
+        cooldown_epochs: args.cooldown,
+        pins: args.pin.iter().cloned().collect(),
+        ..GuardConfig::default()
+    };
+    let controls = Controls::default();
+    controls.set_advisory(args.advisory);
+    if let Some(budget) = args.thread_budget {
+        controls.set_thread_budget(budget);
+    }
+    Ok(Agent::new(
+        policy,
+        guard,
+        controls,
+        &args.checkpoint.display().to_string(),
+    ))
 }

@@ -1,3 +1,4 @@
-//! Benchmark harnesses shared by the `rheo` command line and the examples.
+//! Harnesses shared by the `rheo` command line and the examples.
 
 pub mod nexmark;
+pub mod tuning;

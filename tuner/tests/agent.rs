@@ -14,6 +14,7 @@ use rheo_tuner::env::{Environment, SimEnv, SimParams};
 use rheo_tuner::run::run;
 use rheo_tuner::scoreboard::context;
 use rheo_tuner::spec::Workload;
+use rheo_tuner::tuners::Ds2Knobs;
 
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rheo-agent-test-{}", std::process::id()));
@@ -198,11 +199,14 @@ fn a_short_ppo_run_trains_a_policy_that_runs_as_a_tuner() {
         iterations: 3,
         envs_per_workload: 2,
         epochs: 2,
+        imitation_epochs: 2,
+        demonstration_runs: 1,
         ..PpoConfig::default()
     };
     let workloads = vec![TrainingWorkload {
         workload: w.clone(),
         params: params.clone(),
+        ds2: Ds2Knobs::default(),
     }];
     let mut seen = 0;
     let trained = train(&workloads, &cfg, |_| seen += 1).unwrap();

@@ -28,8 +28,8 @@ pub struct GuardConfig {
 impl Default for GuardConfig {
     fn default() -> Self {
         GuardConfig {
-            cooldown_epochs: 1,
-            rollback_drop: 0.3,
+            cooldown_epochs: 0,
+            rollback_drop: 0.5,
             pins: BTreeMap::new(),
             limits: BTreeMap::new(),
         }

@@ -3,6 +3,8 @@
 use std::path::Path;
 
 use burn::tensor::Device;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use rheo_engine::MetricsSnapshot;
 use serde::Serialize;
 
@@ -11,8 +13,9 @@ use super::checkpoint::{CheckpointError, CheckpointHeader, load};
 use super::features::{FEATURES, FeatureStats, History, Observation, observe};
 use super::guard::{Controls, GuardConfig, GuardState, Verdict, effective_bounds};
 use super::policy::{
-    BUFFER_ACTIONS, OUTPUTS, PARALLELISM_ACTIONS, PolicyNet, argmax, masked_softmax,
+    BUFFER_ACTIONS, OUTPUTS, PARALLELISM_ACTIONS, PolicyNet, argmax, masked_softmax, sample,
 };
+use super::ppo::Transition;
 use crate::action::clamp;
 use crate::tuners::{Decision, TuneContext, Tuner};
 
@@ -57,10 +60,69 @@ impl Policy {
         ))
     }
 
+    /// A freshly initialised network on the CPU with empty statistics (for tests and
+    /// benchmarks of the decision path before a policy is trained).
+    pub fn untrained() -> Policy {
+        let device = Device::flex();
+        Policy {
+            net: PolicyNet::new(&device),
+            stats: FeatureStats::default(),
+            device,
+        }
+    }
+
     /// The network's raw outputs for the rows of `obs`, normalised first.
     pub fn outputs(&self, obs: &Observation) -> Vec<[f32; OUTPUTS]> {
         let rows: Vec<[f32; FEATURES]> = obs.rows.iter().map(|r| self.stats.normalise(r)).collect();
         self.net.infer(&rows, &self.device)
+    }
+
+    /// A move per stage drawn from the policy, and the transition that records it.
+    pub fn sampled(
+        &self,
+        obs: &Observation,
+        snapshot: &MetricsSnapshot,
+        rng: &mut SmallRng,
+    ) -> (Vec<StageChoice>, Transition) {
+        let rows: Vec<[f32; FEATURES]> = obs.rows.iter().map(|r| self.stats.normalise(r)).collect();
+        let outputs = self.net.infer(&rows, &self.device);
+        let n = rows.len();
+        let mut t = Transition {
+            rows,
+            par_masks: Vec::with_capacity(n),
+            buf_masks: Vec::with_capacity(n),
+            actions: Vec::with_capacity(n),
+            logp: 0.0,
+            value: outputs.iter().map(|o| o[OUTPUTS - 1]).sum::<f32>() / n.max(1) as f32,
+            reward: 0.0,
+            advantage: 0.0,
+            ret: 0.0,
+        };
+        let mut choices = Vec::with_capacity(n);
+        for (i, out) in outputs.iter().enumerate() {
+            let (pm, bm) = masks(obs, &snapshot.config, i);
+            let pp = masked_softmax::<PARALLELISM_ACTIONS>(&out[..PARALLELISM_ACTIONS], &pm);
+            let bp = masked_softmax::<BUFFER_ACTIONS>(
+                &out[PARALLELISM_ACTIONS..PARALLELISM_ACTIONS + BUFFER_ACTIONS],
+                &bm,
+            );
+            let action = StageAction {
+                parallelism: sample(&pp, rng.random()),
+                buffer: sample(&bp, rng.random()),
+            };
+            t.logp += pp[action.parallelism].max(1e-8).ln() + bp[action.buffer].max(1e-8).ln();
+            t.par_masks.push(pm);
+            t.buf_masks.push(bm);
+            t.actions.push(action);
+            choices.push(StageChoice {
+                stage: obs.stages[i].clone(),
+                label: action.label(),
+                action,
+                p_parallelism: pp[action.parallelism],
+                p_buffer: bp[action.buffer],
+            });
+        }
+        (choices, t)
     }
 
     /// The most probable allowed move per stage.
@@ -101,6 +163,14 @@ pub struct Agent {
     state: GuardState,
     controls: Controls,
     checkpoint: String,
+    learner: Option<Learner>,
+}
+
+/// Online learning: moves are sampled (exploration) and every decision is kept as a
+/// transition, its reward filled in by the next epoch's objective.
+struct Learner {
+    rng: SmallRng,
+    experience: Vec<Transition>,
 }
 
 impl Agent {
@@ -116,7 +186,30 @@ impl Agent {
             },
             controls,
             checkpoint: checkpoint.to_owned(),
+            learner: None,
         }
+    }
+
+    /// Learns online: samples moves instead of taking the most probable, and keeps every
+    /// decision for [`Agent::take_experience`].
+    pub fn learning(mut self, seed: u64) -> Agent {
+        self.learner = Some(Learner {
+            rng: SmallRng::seed_from_u64(seed),
+            experience: Vec::new(),
+        });
+        self
+    }
+
+    /// The decisions made while learning, rewards filled in (the last, whose outcome was never
+    /// observed, is left out), and the policy acted with.
+    pub fn take_experience(&mut self) -> (Vec<Transition>, &Policy) {
+        let mut experience = self
+            .learner
+            .as_mut()
+            .map(|l| std::mem::take(&mut l.experience))
+            .unwrap_or_default();
+        experience.pop();
+        (experience, &self.policy)
     }
 
     /// The user controls (thread budget, advisory mode, fixed configuration).
@@ -166,7 +259,17 @@ impl Tuner for Agent {
                 detail: serde_json::Value::Null,
             };
         }
-        let choices = self.policy.greedy(&obs, snapshot);
+        if let Some(last) = self.learner.as_mut().and_then(|l| l.experience.last_mut()) {
+            last.reward = reward as f32;
+        }
+        let choices = match self.learner.as_mut() {
+            Some(learner) => {
+                let (choices, transition) = self.policy.sampled(&obs, snapshot, &mut learner.rng);
+                learner.experience.push(transition);
+                choices
+            }
+            None => self.policy.greedy(&obs, snapshot),
+        };
         let actions: Vec<StageAction> = choices.iter().map(|c| c.action).collect();
         let clamped = clamp(
             &snapshot.config,

@@ -1,0 +1,84 @@
+//! Demonstrations: tuned DS2's simulated runs as transitions the policy first imitates.
+
+use rheo_engine::JobConfig;
+
+use crate::agent::actions::{StageAction, masks};
+use crate::agent::features::{FeatureStats, History, observe};
+use crate::env::{EnvError, Environment, SimEnv};
+use crate::scoreboard::context;
+use crate::tuners::{Ds2, Tuner};
+
+use super::*;
+
+/// Tuned DS2's runs on the training seeds as transitions: per stage, the residual move that
+/// reproduces DS2's decision (or "keep" while DS2 waits), with Monte-Carlo returns as value
+/// targets.
+pub fn demonstrations(
+    workloads: &[TrainingWorkload],
+    stats: &FeatureStats,
+    cfg: &PpoConfig,
+) -> Result<Vec<Transition>, EnvError> {
+    let mut out = Vec::new();
+    for w in workloads {
+        for seed in 0..cfg.demonstration_runs as u64 {
+            let cx = context(&w.workload);
+            let mut env = SimEnv::new(&w.workload, w.params.clone(), 2_000_000 + seed);
+            let mut ds2 = Ds2::new(w.ds2);
+            let mut history = History::default();
+            let mut previous: Option<JobConfig> = None;
+            let mut run: Vec<Transition> = Vec::new();
+            while let Some(snapshot) = env.observe()? {
+                let changed = previous.as_ref().is_some_and(|p| *p != snapshot.config);
+                let score = cx.objective.score(&snapshot, changed).reward as f32;
+                if let Some(last) = run.last_mut() {
+                    last.reward = score;
+                }
+                let obs = observe(&snapshot, &cx, &history);
+                let decision = ds2.decide(&snapshot, &cx);
+                let n = obs.stages.len();
+                let mut t = Transition {
+                    rows: obs.rows.iter().map(|r| stats.normalise(r)).collect(),
+                    par_masks: Vec::with_capacity(n),
+                    buf_masks: Vec::with_capacity(n),
+                    actions: Vec::with_capacity(n),
+                    logp: 0.0,
+                    value: 0.0,
+                    reward: 0.0,
+                    advantage: 0.0,
+                    ret: 0.0,
+                };
+                for (i, stage) in obs.stages.iter().enumerate() {
+                    let (pm, bm) = masks(&obs, &snapshot.config, i);
+                    let now = obs.parallelism[i];
+                    let next = decision.config.parallelism(stage).unwrap_or(now);
+                    let parallelism = if next == now {
+                        0
+                    } else {
+                        let suggested = obs.ds2.parallelism(stage).unwrap_or(now) as i64;
+                        ((next as i64 - suggested + 2).clamp(1, 4)) as usize
+                    };
+                    let parallelism = if pm[parallelism] { parallelism } else { 0 };
+                    t.par_masks.push(pm);
+                    t.buf_masks.push(bm);
+                    t.actions.push(StageAction {
+                        parallelism,
+                        buffer: 1,
+                    });
+                }
+                history.update(&snapshot);
+                previous = Some(snapshot.config.clone());
+                env.apply(&decision.config)?;
+                run.push(t);
+            }
+            run.pop();
+            let mut ret = 0.0f32;
+            for t in run.iter_mut().rev() {
+                ret = t.reward + cfg.gamma as f32 * ret;
+                t.ret = ret;
+                t.value = ret;
+            }
+            out.append(&mut run);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,244 @@
+//! PPO on the simulator: many simulated workloads stepped in lockstep (in parallel with
+//! rayon), one batched policy forward per step, generalised advantage estimation, the clipped
+//! objective, a value loss, an entropy bonus, and global-norm gradient clipping.
+
+mod demos;
+mod rollout;
+mod update;
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::AdamConfig;
+use burn::tensor::Device;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::agent::actions::StageAction;
+use crate::agent::features::{FEATURES, FeatureStats, History};
+use crate::agent::policy::{BUFFER_ACTIONS, PARALLELISM_ACTIONS, PolicyNet};
+use crate::env::{EnvError, SimEnv, SimParams};
+use crate::scoreboard::context;
+use crate::spec::Workload;
+use crate::tuners::Ds2Knobs;
+
+pub use demos::demonstrations;
+use rollout::{Episode, rollout};
+pub use rollout::{feature_stats, randomised};
+use update::update;
+pub use update::{advantages, fine_tune};
+
+/// PPO's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PpoConfig {
+    /// Training iterations (rollout + update).
+    pub iterations: usize,
+    /// Simulated runs per workload per iteration.
+    pub envs_per_workload: usize,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// Discount.
+    pub gamma: f64,
+    /// GAE's λ.
+    pub lambda: f64,
+    /// Ratio clip ε.
+    pub clip: f64,
+    /// Passes over each rollout.
+    pub epochs: usize,
+    /// Steps per minibatch.
+    pub minibatch: usize,
+    /// Entropy bonus.
+    pub entropy: f64,
+    /// Value-loss weight.
+    pub value_coef: f64,
+    /// Global gradient-norm limit.
+    pub max_grad_norm: f64,
+    /// Domain randomisation: simulator constants vary by up to this factor (log scale).
+    pub randomise: f64,
+    /// Seed of everything random in training.
+    pub seed: u64,
+    /// Passes of imitation over tuned DS2's runs before PPO (0: start from scratch).
+    pub imitation_epochs: usize,
+    /// Tuned DS2 runs per workload to imitate.
+    pub demonstration_runs: usize,
+}
+
+impl Default for PpoConfig {
+    fn default() -> Self {
+        PpoConfig {
+            iterations: 60,
+            envs_per_workload: 4,
+            learning_rate: 3e-4,
+            gamma: 0.95,
+            lambda: 0.9,
+            clip: 0.2,
+            epochs: 4,
+            minibatch: 128,
+            entropy: 0.01,
+            value_coef: 0.5,
+            max_grad_norm: 0.5,
+            randomise: 0.15,
+            seed: 7,
+            imitation_epochs: 30,
+            demonstration_runs: 8,
+        }
+    }
+}
+
+/// A workload with its calibrated simulator and DS2's knobs tuned for it.
+#[derive(Debug, Clone)]
+pub struct TrainingWorkload {
+    /// The spec.
+    pub workload: Workload,
+    /// Its calibrated constants.
+    pub params: SimParams,
+    /// Tuned DS2's knobs (the demonstrations the policy starts from).
+    pub ds2: Ds2Knobs,
+}
+
+/// One point of the learning curve.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CurvePoint {
+    /// Iteration.
+    pub iteration: usize,
+    /// Environment steps so far.
+    pub steps: usize,
+    /// Mean run objective of this iteration's rollouts (the scoreboard's measure).
+    pub objective: f64,
+    /// Mean policy loss of the update.
+    pub policy_loss: f64,
+    /// Mean value loss of the update.
+    pub value_loss: f64,
+    /// Mean entropy per step.
+    pub entropy: f64,
+    /// Seconds since training started.
+    pub seconds: f64,
+}
+
+/// What training produces.
+#[derive(Debug, Clone)]
+pub struct Trained {
+    /// The network, for inference.
+    pub net: PolicyNet,
+    /// The feature statistics it was trained with.
+    pub stats: FeatureStats,
+    /// The learning curve.
+    pub curve: Vec<CurvePoint>,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Every transition, for offline replay.
+    pub experience: Vec<Transition>,
+}
+
+/// One decision of one simulated run: what the policy saw, did and got.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Transition {
+    /// Normalised feature rows, one per stage.
+    pub rows: Vec<[f32; FEATURES]>,
+    /// Allowed parallelism moves per stage.
+    pub par_masks: Vec<[bool; PARALLELISM_ACTIONS]>,
+    /// Allowed buffer moves per stage.
+    pub buf_masks: Vec<[bool; BUFFER_ACTIONS]>,
+    /// The moves taken.
+    pub actions: Vec<StageAction>,
+    /// Log-probability of the moves under the acting policy.
+    pub logp: f32,
+    /// The value estimate.
+    pub value: f32,
+    /// The objective of the epoch the moves led to.
+    pub reward: f32,
+    /// Advantage (GAE).
+    pub advantage: f32,
+    /// Discounted return target.
+    pub ret: f32,
+}
+
+/// Trains a policy with PPO on `workloads`; `progress` sees each learning-curve point.
+pub fn train(
+    workloads: &[TrainingWorkload],
+    cfg: &PpoConfig,
+    mut progress: impl FnMut(&CurvePoint),
+) -> Result<Trained, EnvError> {
+    let started = Instant::now();
+    let stats = feature_stats(workloads, &[0, 1])?;
+    let device = Device::flex().autodiff();
+    let mut model = PolicyNet::new(&device);
+    let mut optim = AdamConfig::new().init();
+    let mut rng = SmallRng::seed_from_u64(cfg.seed);
+    if cfg.imitation_epochs > 0 {
+        // Start from the tuned DS2 of each workload: the policy first learns to do what DS2
+        // does (residual move 0, or keep while DS2 waits), then PPO learns where to differ.
+        let demos = demonstrations(workloads, &stats, cfg)?;
+        let imitation = PpoConfig {
+            epochs: cfg.imitation_epochs,
+            ..cfg.clone()
+        };
+        let (next, _) = update(
+            model, &mut optim, &demos, &imitation, &device, &mut rng, true,
+        );
+        model = next;
+        optim = AdamConfig::new().init();
+    }
+    let mut curve = Vec::new();
+    let mut experience = Vec::new();
+    let mut total_steps = 0;
+    for iteration in 0..cfg.iterations {
+        let infer = model.valid();
+        let infer_device = Device::flex();
+        let mut episodes = Vec::new();
+        for w in workloads {
+            for _ in 0..cfg.envs_per_workload {
+                // Training seeds live far from the evaluation seeds (1000–1004).
+                let seed = 1_000_000 + rng.random_range(0..1_000_000u64);
+                let params = randomised(&w.params, cfg.randomise, &mut rng);
+                episodes.push(Episode {
+                    env: SimEnv::new(&w.workload, params, seed),
+                    cx: context(&w.workload),
+                    history: History::default(),
+                    previous: None,
+                    rng: SmallRng::seed_from_u64(seed),
+                    steps: Vec::new(),
+                    scores: Vec::new(),
+                    current: None,
+                    done: false,
+                });
+            }
+        }
+        rollout(&mut episodes, &infer, &infer_device, &stats)?;
+        let objective = episodes
+            .iter()
+            .map(|e| e.scores.iter().sum::<f64>() / e.scores.len().max(1) as f64)
+            .sum::<f64>()
+            / episodes.len().max(1) as f64;
+        let mut batch: Vec<Transition> = Vec::new();
+        for e in &mut episodes {
+            // The last decision of a run leads nowhere: drop it.
+            e.steps.pop();
+            advantages(&mut e.steps, cfg.gamma, cfg.lambda);
+            batch.append(&mut e.steps);
+        }
+        total_steps += batch.len();
+        let (model_next, losses) = update(model, &mut optim, &batch, cfg, &device, &mut rng, false);
+        model = model_next;
+        let point = CurvePoint {
+            iteration,
+            steps: total_steps,
+            objective,
+            policy_loss: losses.0,
+            value_loss: losses.1,
+            entropy: losses.2,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        progress(&point);
+        curve.push(point);
+        experience.extend(batch);
+    }
+    Ok(Trained {
+        net: model.valid(),
+        stats,
+        curve,
+        seconds: started.elapsed().as_secs_f64(),
+        experience,
+    })
+}

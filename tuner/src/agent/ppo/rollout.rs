@@ -1,0 +1,175 @@
+//! Rollouts: simulated runs stepped in lockstep, one batched policy forward per step.
+
+use burn::tensor::Device;
+use rand::Rng;
+use rand::rngs::SmallRng;
+use rayon::prelude::*;
+use rheo_engine::{JobConfig, MetricsSnapshot};
+
+use crate::action::clamp;
+use crate::agent::actions::{StageAction, masks, proposal};
+use crate::agent::features::{FEATURES, FeatureStats, History, observe};
+use crate::agent::policy::{
+    BUFFER_ACTIONS, OUTPUTS, PARALLELISM_ACTIONS, PolicyNet, masked_softmax, sample,
+};
+use crate::env::{EnvError, Environment, SimEnv, SimParams};
+use crate::scoreboard::context;
+use crate::tuners::{Ds2, Ds2Knobs, TuneContext, Tuner};
+
+use super::*;
+
+/// The constants of `params` varied by up to `width` on a log scale.
+pub fn randomised(params: &SimParams, width: f64, rng: &mut SmallRng) -> SimParams {
+    let mut p = params.clone();
+    let mut jitter = |x: &mut f64| *x *= (rng.random_range(-width..=width)).exp();
+    p.rate_factor.iter_mut().for_each(&mut jitter);
+    jitter(&mut p.latency_factor);
+    jitter(&mut p.overhead_us);
+    for a in &mut p.scaling {
+        *a = (*a * (rng.random_range(-width..=width)).exp()).clamp(0.3, 1.0);
+    }
+    p.noise *= rng.random_range(0.5..1.5);
+    p
+}
+
+/// One simulated run in progress.
+pub(super) struct Episode {
+    pub(super) env: SimEnv,
+    pub(super) cx: TuneContext,
+    pub(super) history: History,
+    pub(super) previous: Option<JobConfig>,
+    pub(super) rng: SmallRng,
+    pub(super) steps: Vec<Transition>,
+    pub(super) scores: Vec<f64>,
+    /// The snapshot waiting for a decision.
+    pub(super) current: Option<MetricsSnapshot>,
+    pub(super) done: bool,
+}
+
+impl Episode {
+    /// Observes the next epoch: scores it, credits the previous step, keeps the snapshot.
+    pub(super) fn observe(&mut self) -> Result<(), EnvError> {
+        match self.env.observe()? {
+            Some(snapshot) => {
+                let changed = self
+                    .previous
+                    .as_ref()
+                    .is_some_and(|p| *p != snapshot.config);
+                let score = self.cx.objective.score(&snapshot, changed).reward;
+                self.scores.push(score);
+                if let Some(last) = self.steps.last_mut() {
+                    last.reward = score as f32;
+                }
+                self.previous = Some(snapshot.config.clone());
+                self.current = Some(snapshot);
+            }
+            None => {
+                self.done = true;
+                self.current = None;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Collects feature statistics from DS2-driven runs of every workload.
+pub fn feature_stats(
+    workloads: &[TrainingWorkload],
+    seeds: &[u64],
+) -> Result<FeatureStats, EnvError> {
+    let mut stats = FeatureStats::default();
+    for w in workloads {
+        for &seed in seeds {
+            let cx = context(&w.workload);
+            let mut env = SimEnv::new(&w.workload, w.params.clone(), seed);
+            let mut ds2 = Ds2::new(Ds2Knobs::default());
+            let mut history = History::default();
+            while let Some(snapshot) = env.observe()? {
+                for row in &observe(&snapshot, &cx, &history).rows {
+                    stats.add(row);
+                }
+                history.update(&snapshot);
+                env.apply(&ds2.decide(&snapshot, &cx).config)?;
+            }
+        }
+    }
+    Ok(stats)
+}
+
+/// Runs every episode to its end, sampling moves from the policy.
+pub(super) fn rollout(
+    episodes: &mut [Episode],
+    net: &PolicyNet,
+    device: &Device,
+    stats: &FeatureStats,
+) -> Result<(), EnvError> {
+    loop {
+        episodes
+            .par_iter_mut()
+            .filter(|e| !e.done)
+            .try_for_each(|e| e.observe())?;
+        let live: Vec<usize> = (0..episodes.len())
+            .filter(|&i| episodes[i].current.is_some())
+            .collect();
+        if live.is_empty() {
+            return Ok(());
+        }
+        let mut observations = Vec::with_capacity(live.len());
+        let mut rows = Vec::new();
+        for &i in &live {
+            let e = &episodes[i];
+            let Some(snapshot) = &e.current else { continue };
+            let obs = observe(snapshot, &e.cx, &e.history);
+            let normalised: Vec<[f32; FEATURES]> =
+                obs.rows.iter().map(|r| stats.normalise(r)).collect();
+            rows.extend_from_slice(&normalised);
+            observations.push((i, obs, normalised));
+        }
+        let outputs = net.infer(&rows, device);
+        let mut at = 0;
+        for (i, obs, normalised) in observations {
+            let e = &mut episodes[i];
+            let Some(snapshot) = e.current.take() else {
+                continue;
+            };
+            let n = obs.stages.len();
+            let out: &[[f32; OUTPUTS]] = &outputs[at..at + n];
+            at += n;
+            let mut t = Transition {
+                rows: normalised,
+                par_masks: Vec::with_capacity(n),
+                buf_masks: Vec::with_capacity(n),
+                actions: Vec::with_capacity(n),
+                logp: 0.0,
+                value: out.iter().map(|o| o[OUTPUTS - 1]).sum::<f32>() / n.max(1) as f32,
+                reward: 0.0,
+                advantage: 0.0,
+                ret: 0.0,
+            };
+            for (s, o) in out.iter().enumerate() {
+                let (pm, bm) = masks(&obs, &snapshot.config, s);
+                let pp = masked_softmax::<PARALLELISM_ACTIONS>(&o[..PARALLELISM_ACTIONS], &pm);
+                let bp = masked_softmax::<BUFFER_ACTIONS>(
+                    &o[PARALLELISM_ACTIONS..PARALLELISM_ACTIONS + BUFFER_ACTIONS],
+                    &bm,
+                );
+                let a = StageAction {
+                    parallelism: sample(&pp, e.rng.random()),
+                    buffer: sample(&bp, e.rng.random()),
+                };
+                t.logp += pp[a.parallelism].max(1e-8).ln() + bp[a.buffer].max(1e-8).ln();
+                t.par_masks.push(pm);
+                t.buf_masks.push(bm);
+                t.actions.push(a);
+            }
+            let next = clamp(
+                &snapshot.config,
+                &proposal(&obs, &snapshot.config, &t.actions),
+                &e.cx.bounds,
+            );
+            e.history.update(&snapshot);
+            e.env.apply(&next.config)?;
+            e.steps.push(t);
+        }
+    }
+}

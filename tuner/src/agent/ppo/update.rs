@@ -1,0 +1,234 @@
+//! The update: advantages, PPO's clipped objective (or imitation), global-norm clipping.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::agent::features::FEATURES;
+use crate::agent::policy::{BUFFER_ACTIONS, OUTPUTS, PARALLELISM_ACTIONS, PolicyNet};
+
+use super::*;
+
+/// Generalised advantage estimation over one run's steps (the run ends after the last).
+pub fn advantages(steps: &mut [Transition], gamma: f64, lambda: f64) {
+    let mut next_value = 0.0f64;
+    let mut gae = 0.0f64;
+    for t in steps.iter_mut().rev() {
+        let delta = t.reward as f64 + gamma * next_value - t.value as f64;
+        gae = delta + gamma * lambda * gae;
+        t.advantage = gae as f32;
+        t.ret = (gae + t.value as f64) as f32;
+        next_value = t.value as f64;
+    }
+}
+
+/// Sums of squared gradients over the module's parameters.
+struct GradNorm<'a> {
+    grads: &'a GradientsParams,
+    sum: f64,
+}
+
+impl ModuleVisitor for GradNorm<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.get::<D>(param.id) {
+            self.sum += g.powf_scalar(2.0).sum().into_scalar::<f32>() as f64;
+        }
+    }
+}
+
+/// Scales every parameter gradient.
+struct GradScale<'a> {
+    grads: &'a mut GradientsParams,
+    factor: f32,
+}
+
+impl ModuleVisitor for GradScale<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.remove::<D>(param.id) {
+            self.grads.register(param.id, g.mul_scalar(self.factor));
+        }
+    }
+}
+
+/// PPO's update over `batch`: returns the model and the mean (policy, value, entropy) losses.
+pub(super) fn update(
+    mut model: PolicyNet,
+    optim: &mut burn::optim::ModuleOptimizer,
+    batch: &[Transition],
+    cfg: &PpoConfig,
+    device: &Device,
+    rng: &mut SmallRng,
+    imitate: bool,
+) -> (PolicyNet, (f64, f64, f64)) {
+    if batch.is_empty() {
+        return (model, (0.0, 0.0, 0.0));
+    }
+    // Normalised advantages.
+    let mean = batch.iter().map(|t| t.advantage as f64).sum::<f64>() / batch.len() as f64;
+    let var = batch
+        .iter()
+        .map(|t| (t.advantage as f64 - mean).powi(2))
+        .sum::<f64>()
+        / batch.len() as f64;
+    let std = var.sqrt().max(1e-6);
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    let (mut sum_p, mut sum_v, mut sum_e, mut n) = (0.0, 0.0, 0.0, 0usize);
+    for _ in 0..cfg.epochs {
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.random_range(0..=i));
+        }
+        for chunk in order.chunks(cfg.minibatch.max(1)) {
+            let steps: Vec<&Transition> = chunk.iter().map(|&i| &batch[i]).collect();
+            let batch = Minibatch {
+                steps: &steps,
+                adv_mean: mean,
+                adv_std: std,
+                imitate,
+            };
+            let (next, losses) = minibatch(model, optim, batch, cfg, device);
+            model = next;
+            sum_p += losses.0;
+            sum_v += losses.1;
+            sum_e += losses.2;
+            n += 1;
+        }
+    }
+    let n = n.max(1) as f64;
+    (model, (sum_p / n, sum_v / n, sum_e / n))
+}
+
+/// One minibatch of steps and how to score them.
+struct Minibatch<'a> {
+    steps: &'a [&'a Transition],
+    adv_mean: f64,
+    adv_std: f64,
+    /// Maximise the likelihood of the recorded moves (imitation) instead of PPO's objective.
+    imitate: bool,
+}
+
+fn minibatch(
+    model: PolicyNet,
+    optim: &mut burn::optim::ModuleOptimizer,
+    batch: Minibatch<'_>,
+    cfg: &PpoConfig,
+    device: &Device,
+) -> (PolicyNet, (f64, f64, f64)) {
+    let Minibatch {
+        steps,
+        adv_mean,
+        adv_std,
+        imitate,
+    } = batch;
+    let rows: usize = steps.iter().map(|t| t.rows.len()).sum();
+    let b = steps.len();
+    let mut x = Vec::with_capacity(rows * FEATURES);
+    let mut par_mask = Vec::with_capacity(rows * PARALLELISM_ACTIONS);
+    let mut buf_mask = Vec::with_capacity(rows * BUFFER_ACTIONS);
+    let mut par_hot = vec![0.0f32; rows * PARALLELISM_ACTIONS];
+    let mut buf_hot = vec![0.0f32; rows * BUFFER_ACTIONS];
+    let mut seg = vec![0.0f32; b * rows];
+    let mut seg_mean = vec![0.0f32; b * rows];
+    let (mut old, mut adv, mut ret) = (
+        Vec::with_capacity(b),
+        Vec::with_capacity(b),
+        Vec::with_capacity(b),
+    );
+    let mut r = 0;
+    for (j, t) in steps.iter().enumerate() {
+        let n = t.rows.len();
+        for s in 0..n {
+            x.extend_from_slice(&t.rows[s]);
+            par_mask.extend(
+                t.par_masks[s]
+                    .iter()
+                    .map(|&m| if m { 0.0f32 } else { -1e4 }),
+            );
+            buf_mask.extend(
+                t.buf_masks[s]
+                    .iter()
+                    .map(|&m| if m { 0.0f32 } else { -1e4 }),
+            );
+            par_hot[r * PARALLELISM_ACTIONS + t.actions[s].parallelism] = 1.0;
+            buf_hot[r * BUFFER_ACTIONS + t.actions[s].buffer] = 1.0;
+            seg[j * rows + r] = 1.0;
+            seg_mean[j * rows + r] = 1.0 / n as f32;
+            r += 1;
+        }
+        old.push(t.logp);
+        adv.push(((t.advantage as f64 - adv_mean) / adv_std) as f32);
+        ret.push(t.ret);
+    }
+    let t2 =
+        |v: Vec<f32>, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, shape), device);
+    let out = model.forward(t2(x, [rows, FEATURES]));
+    let par_logits =
+        out.clone().narrow(1, 0, PARALLELISM_ACTIONS) + t2(par_mask, [rows, PARALLELISM_ACTIONS]);
+    let buf_logits = out.clone().narrow(1, PARALLELISM_ACTIONS, BUFFER_ACTIONS)
+        + t2(buf_mask, [rows, BUFFER_ACTIONS]);
+    let value_rows = out.narrow(1, OUTPUTS - 1, 1);
+    let par_logp = log_softmax(par_logits.clone(), 1);
+    let buf_logp = log_softmax(buf_logits.clone(), 1);
+    let row_logp = (par_logp.clone() * t2(par_hot, [rows, PARALLELISM_ACTIONS])).sum_dim(1)
+        + (buf_logp.clone() * t2(buf_hot, [rows, BUFFER_ACTIONS])).sum_dim(1);
+    let row_entropy = (softmax(par_logits, 1) * par_logp).sum_dim(1).neg()
+        + (softmax(buf_logits, 1) * buf_logp).sum_dim(1).neg();
+    let seg = t2(seg, [b, rows]);
+    let logp = seg.clone().matmul(row_logp);
+    let entropy = seg.matmul(row_entropy).mean();
+    let value = t2(seg_mean, [b, rows]).matmul(value_rows);
+    let logp_for_imitation = logp.clone();
+    let ratio = (logp - t2(old, [b, 1])).exp();
+    let adv = t2(adv, [b, 1]);
+    let surr1 = ratio.clone() * adv.clone();
+    let surr2 = ratio.clamp(1.0 - cfg.clip, 1.0 + cfg.clip) * adv;
+    // Imitation maximises the likelihood of the demonstrated moves instead.
+    let policy_loss = if imitate {
+        logp_for_imitation.mean().neg()
+    } else {
+        surr1.min_pair(surr2).mean().neg()
+    };
+    let value_loss = (value - t2(ret, [b, 1])).powf_scalar(2.0).mean();
+    let loss = policy_loss.clone() + value_loss.clone().mul_scalar(cfg.value_coef)
+        - entropy.clone().mul_scalar(cfg.entropy);
+    let losses = (
+        policy_loss.into_scalar::<f32>() as f64,
+        value_loss.into_scalar::<f32>() as f64,
+        entropy.into_scalar::<f32>() as f64,
+    );
+    let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+    let mut norm = GradNorm {
+        grads: &grads,
+        sum: 0.0,
+    };
+    model.visit(&mut norm);
+    let total = norm.sum.sqrt();
+    if total > cfg.max_grad_norm {
+        let mut scale = GradScale {
+            grads: &mut grads,
+            factor: (cfg.max_grad_norm / total) as f32,
+        };
+        model.visit(&mut scale);
+    }
+    let model = optim.step(cfg.learning_rate, model, grads);
+    (model, losses)
+}
+
+/// More PPO passes for a trained network over logged experience (a live run's, or a replayed
+/// experience log's), whose advantages are already computed.
+pub fn fine_tune(
+    net: &PolicyNet,
+    experience: &[Transition],
+    cfg: &PpoConfig,
+) -> Result<(PolicyNet, (f64, f64, f64)), String> {
+    let device = Device::flex().autodiff();
+    let model = PolicyNet::new(&device)
+        .try_load_record(net.clone().into_record())
+        .map_err(|e| format!("loading the policy for training: {e:?}"))?;
+    let mut optim = AdamConfig::new().init();
+    let mut rng = SmallRng::seed_from_u64(cfg.seed);
+    let (model, losses) = update(model, &mut optim, experience, cfg, &device, &mut rng, false);
+    Ok((model.valid(), losses))
+}

@@ -3,9 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use rheo::tuner::agent::Policy;
 use rheo::tuner::agent::checkpoint::{CheckpointHeader, save};
-use rheo::tuner::agent::curve::{write_csv, write_experience, write_svg};
-use rheo::tuner::agent::ppo::{PpoConfig, TrainingWorkload, train};
+use rheo::tuner::agent::curve::{read_experience, write_csv, write_experience, write_svg};
+use rheo::tuner::agent::ppo::{PpoConfig, TrainingWorkload, fine_tune, train};
 use rheo::tuner::scoreboard::{Backend, sim_params, tune_ds2};
 use rheo::tuner::spec::Workload;
 
@@ -13,8 +14,14 @@ use rheo::tuner::spec::Workload;
 #[derive(clap::Args)]
 pub struct Args {
     /// Training workload specs (TOML); held-out workloads are refused.
-    #[arg(long, num_args = 1.., required = true)]
+    #[arg(long, num_args = 1.., required_unless_present = "replay")]
     workload: Vec<PathBuf>,
+    /// Offline training: replay this experience log (from `--experience`) into `--from`.
+    #[arg(long, requires = "from")]
+    replay: Option<PathBuf>,
+    /// The checkpoint offline training starts from.
+    #[arg(long)]
+    from: Option<PathBuf>,
     /// Where to write the checkpoint; the learning curve goes beside it.
     #[arg(long, default_value = "models/policy.ckpt")]
     out: PathBuf,
@@ -27,6 +34,15 @@ pub struct Args {
     /// Training seed.
     #[arg(long, default_value_t = PpoConfig::default().seed)]
     seed: u64,
+    /// Adam's learning rate for PPO.
+    #[arg(long, default_value_t = PpoConfig::default().learning_rate)]
+    learning_rate: f64,
+    /// Entropy bonus.
+    #[arg(long, default_value_t = PpoConfig::default().entropy)]
+    entropy: f64,
+    /// Passes of imitation of tuned DS2 before PPO (0: from scratch).
+    #[arg(long, default_value_t = PpoConfig::default().imitation_epochs)]
+    imitation_epochs: usize,
     /// Also write every transition as a bincode experience log.
     #[arg(long)]
     experience: Option<PathBuf>,
@@ -41,6 +57,9 @@ fn beside(path: &Path, suffix: &str) -> PathBuf {
 
 /// Trains and writes the checkpoint, the curve (CSV and SVG) and optionally the experience.
 pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if let (Some(log), Some(from)) = (&args.replay, &args.from) {
+        return replay(log, from, &args.out);
+    }
     let mut workloads = Vec::new();
     for path in &args.workload {
         if path.components().any(|c| c.as_os_str() == "held_out") {
@@ -63,6 +82,9 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         iterations: args.iterations,
         envs_per_workload: args.envs,
         seed: args.seed,
+        learning_rate: args.learning_rate,
+        entropy: args.entropy,
+        imitation_epochs: args.imitation_epochs,
         ..PpoConfig::default()
     };
     let bar = ProgressBar::new(cfg.iterations as u64);
@@ -98,6 +120,34 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         args.out.display(),
         csv.display(),
         svg.display()
+    );
+    Ok(())
+}
+
+/// More PPO passes over a logged experience, starting from a checkpoint.
+fn replay(log: &Path, from: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let experience = read_experience(log)?;
+    let (policy, original) = Policy::load(from)?;
+    let cfg = PpoConfig::default();
+    let started = std::time::Instant::now();
+    let (net, losses) = fine_tune(&policy.net, &experience, &cfg)?;
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let mut header = CheckpointHeader::new(
+        policy.stats.clone(),
+        original.seed,
+        command,
+        original.training_s + started.elapsed().as_secs_f64(),
+    );
+    header.workloads = original.workloads;
+    save(out, &net, &header)?;
+    println!(
+        "replayed {} transitions from {} into {} (policy loss {:.3}, value loss {:.3}); wrote {}",
+        experience.len(),
+        log.display(),
+        from.display(),
+        losses.0,
+        losses.1,
+        out.display()
     );
     Ok(())
 }

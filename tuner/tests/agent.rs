@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use burn::tensor::Device;
 use rheo_tuner::agent::Policy;
 use rheo_tuner::agent::checkpoint::{CheckpointHeader, load, save};
+use rheo_tuner::agent::curve::{read_experience, write_experience};
 use rheo_tuner::agent::features::{FEATURES, FeatureStats, History, observe};
 use rheo_tuner::agent::guard::{Controls, GuardConfig, GuardState, Verdict, effective_bounds};
 use rheo_tuner::agent::policy::PolicyNet;
-use rheo_tuner::agent::ppo::{PpoConfig, TrainingWorkload, train};
+use rheo_tuner::agent::ppo::{PpoConfig, TrainingWorkload, fine_tune, train};
 use rheo_tuner::env::{Environment, SimEnv, SimParams};
 use rheo_tuner::run::run;
 use rheo_tuner::scoreboard::context;
@@ -217,6 +218,26 @@ fn a_short_ppo_run_trains_a_policy_that_runs_as_a_tuner() {
         && p.value_loss.is_finite()
         && p.entropy > 0.0));
     assert!(!trained.experience.is_empty());
+    // The experience log replays for offline training.
+    let log = temp("experience.bin");
+    write_experience(&log, &trained.experience).unwrap();
+    let replayed = read_experience(&log).unwrap();
+    assert_eq!(replayed.len(), trained.experience.len());
+    assert_eq!(replayed[0].actions, trained.experience[0].actions);
+    let (tuned, losses) = fine_tune(&trained.net, &replayed, &cfg).unwrap();
+    assert!(losses.0.is_finite() && losses.1.is_finite());
+    let rows = [[0.1f32; FEATURES]];
+    assert_ne!(
+        tuned.infer(&rows, &Device::flex()),
+        trained.net.infer(&rows, &Device::flex()),
+        "replay changed the policy"
+    );
+    std::fs::write(&log, b"garbage").unwrap();
+    assert!(
+        read_experience(&log)
+            .unwrap_err()
+            .contains("experience.bin")
+    );
     let path = temp("trained.ckpt");
     save(
         &path,

@@ -51,11 +51,13 @@ pub fn demonstrations(
                     let (pm, bm) = masks(&obs, &snapshot.config, i);
                     let now = obs.parallelism[i];
                     let next = decision.config.parallelism(stage).unwrap_or(now);
-                    let parallelism = if next == now {
+                    let suggested = obs.ds2.parallelism(stage).unwrap_or(now);
+                    // "keep" only where DS2 holds back from its own model (warm-up,
+                    // activation); following the model is the residual move 0.
+                    let parallelism = if next == now && suggested != now {
                         0
                     } else {
-                        let suggested = obs.ds2.parallelism(stage).unwrap_or(now) as i64;
-                        ((next as i64 - suggested + 2).clamp(1, 4)) as usize
+                        ((next as i64 - suggested as i64 + 2).clamp(1, 4)) as usize
                     };
                     let parallelism = if pm[parallelism] { parallelism } else { 0 };
                     t.par_masks.push(pm);

@@ -17,11 +17,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::agent::actions::StageAction;
 use crate::agent::features::{FEATURES, FeatureStats, History};
+use crate::agent::guard::{Controls, GuardConfig};
 use crate::agent::policy::{BUFFER_ACTIONS, PARALLELISM_ACTIONS, PolicyNet};
+use crate::agent::{Agent, Policy};
 use crate::env::{EnvError, SimEnv, SimParams};
+use crate::run::run;
 use crate::scoreboard::context;
 use crate::spec::Workload;
-use crate::tuners::Ds2Knobs;
+use crate::tuners::{Ds2, Ds2Knobs};
 
 pub use demos::demonstrations;
 use rollout::{Episode, rollout};
@@ -62,6 +65,9 @@ pub struct PpoConfig {
     pub imitation_epochs: usize,
     /// Tuned DS2 runs per workload to imitate.
     pub demonstration_runs: usize,
+    /// Every this many iterations, score the greedy policy on the training seeds and keep the
+    /// best (0: keep the last).
+    pub select_every: usize,
 }
 
 impl Default for PpoConfig {
@@ -82,6 +88,7 @@ impl Default for PpoConfig {
             seed: 7,
             imitation_epochs: 30,
             demonstration_runs: 8,
+            select_every: 10,
         }
     }
 }
@@ -183,6 +190,13 @@ pub fn train(
     let mut curve = Vec::new();
     let mut experience = Vec::new();
     let mut total_steps = 0;
+    // Model selection on the training seeds (never the evaluation seeds): the greedy policy's
+    // objective per workload, with a penalty for falling below tuned DS2 on any of them.
+    let baseline = selection_baseline(workloads)?;
+    let mut best = (
+        selection_score(&model.valid(), &stats, workloads, &baseline)?,
+        model.valid(),
+    );
     for iteration in 0..cfg.iterations {
         let infer = model.valid();
         let infer_device = Device::flex();
@@ -233,12 +247,78 @@ pub fn train(
         progress(&point);
         curve.push(point);
         experience.extend(batch);
+        if cfg.select_every > 0 && (iteration + 1) % cfg.select_every == 0 {
+            let candidate = model.valid();
+            let score = selection_score(&candidate, &stats, workloads, &baseline)?;
+            if score > best.0 {
+                best = (score, candidate);
+            }
+        }
     }
+    let net = if cfg.select_every > 0 {
+        best.1
+    } else {
+        model.valid()
+    };
     Ok(Trained {
-        net: model.valid(),
+        net,
         stats,
         curve,
         seconds: started.elapsed().as_secs_f64(),
         experience,
     })
+}
+
+/// Seeds the greedy policy is scored on for model selection (the scoreboard's training seeds).
+const SELECTION_SEEDS: [u64; 3] = crate::scoreboard::TRAINING_SEEDS;
+
+/// Tuned DS2's objective per workload on the selection seeds.
+fn selection_baseline(workloads: &[TrainingWorkload]) -> Result<Vec<f64>, EnvError> {
+    workloads
+        .iter()
+        .map(|w| {
+            let mut total = 0.0;
+            for &seed in &SELECTION_SEEDS {
+                let mut env = SimEnv::new(&w.workload, w.params.clone(), seed);
+                let mut ds2 = Ds2::new(w.ds2);
+                total += run(&mut env, &mut ds2, &context(&w.workload), None, |_, _| {})?.objective;
+            }
+            Ok(total / SELECTION_SEEDS.len() as f64)
+        })
+        .collect()
+}
+
+/// The greedy policy's mean objective over the workloads, minus twice its mean shortfall
+/// against tuned DS2 (so a policy that loses anywhere ranks below one that does not).
+fn selection_score(
+    net: &PolicyNet,
+    stats: &FeatureStats,
+    workloads: &[TrainingWorkload],
+    baseline: &[f64],
+) -> Result<f64, EnvError> {
+    let policy = Policy {
+        net: net.clone(),
+        stats: stats.clone(),
+        device: Device::flex(),
+    };
+    let mut sum = 0.0;
+    let mut shortfall = 0.0;
+    for (w, ds2) in workloads.iter().zip(baseline) {
+        let mut total = 0.0;
+        for &seed in &SELECTION_SEEDS {
+            let mut agent = Agent::new(
+                policy.clone(),
+                GuardConfig::default(),
+                Controls::default(),
+                "selection",
+            );
+            let mut env = SimEnv::new(&w.workload, w.params.clone(), seed);
+            total += run(&mut env, &mut agent, &context(&w.workload), None, |_, _| {})?.objective;
+        }
+        let objective = total / SELECTION_SEEDS.len() as f64;
+        sum += objective;
+        shortfall += (ds2 - objective).max(0.0);
+    }
+    let n = workloads.len().max(1) as f64;
+    Ok(sum / n - 2.0 * shortfall / n)
 }

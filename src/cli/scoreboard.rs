@@ -30,6 +30,9 @@ pub struct Args {
     /// Leave the agent out.
     #[arg(long)]
     no_agent: bool,
+    /// Only these tuners (comma-separated: static, ds2, oracle, agent).
+    #[arg(long, value_delimiter = ',')]
+    tuners: Option<Vec<String>>,
 }
 
 /// Runs the scoreboard and prints its table.
@@ -50,9 +53,29 @@ pub fn run_scoreboard(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|p| Workload::load(p).map(|w| (p.clone(), w)))
         .collect::<Result<Vec<_>, _>>()?;
-    let tuning_runs = if backend == Backend::Engine { 3 } else { 0 };
-    let with_agent = !args.no_agent && args.agent.exists();
-    let tuners = if with_agent { 4 } else { 3 };
+    let wanted = |name: &str| {
+        args.tuners
+            .as_ref()
+            .is_none_or(|t| t.iter().any(|x| x == name))
+    };
+    if let Some(t) = &args.tuners
+        && let Some(bad) = t
+            .iter()
+            .find(|x| !["static", "ds2", "oracle", "agent"].contains(&x.as_str()))
+    {
+        return Err(format!("--tuners: unknown tuner `{bad}` (static, ds2, oracle, agent)").into());
+    }
+    let tuning_runs = if backend == Backend::Engine && wanted("ds2") {
+        3
+    } else {
+        0
+    };
+    let with_agent = wanted("agent") && !args.no_agent && args.agent.exists();
+    let tuners = ["static", "ds2", "oracle"]
+        .iter()
+        .filter(|t| wanted(t))
+        .count()
+        + usize::from(with_agent);
     let total = workloads.len() * (tuners * seeds.len() + tuning_runs);
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
@@ -65,9 +88,18 @@ pub fn run_scoreboard(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for (path, workload) in &workloads {
         let params = sim_params(path, workload)?;
         bar.set_message(format!("{}: tuning ds2", workload.name));
-        let (knobs, _) = tune_ds2(workload, &params, backend)?;
-        bar.inc(tuning_runs as u64);
-        let mut kinds = vec![TunerKind::Static, TunerKind::Ds2(knobs), TunerKind::Oracle];
+        let mut kinds = Vec::new();
+        if wanted("static") {
+            kinds.push(TunerKind::Static);
+        }
+        if wanted("ds2") {
+            let (knobs, _) = tune_ds2(workload, &params, backend)?;
+            bar.inc(tuning_runs as u64);
+            kinds.push(TunerKind::Ds2(knobs));
+        }
+        if wanted("oracle") {
+            kinds.push(TunerKind::Oracle);
+        }
         if with_agent {
             kinds.push(TunerKind::Agent {
                 checkpoint: args.agent.display().to_string(),

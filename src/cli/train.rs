@@ -111,6 +111,11 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(path) = &args.experience {
         write_experience(path, &trained.experience)?;
     }
+    if let Some((iteration, score)) = trained.selected {
+        println!(
+            "kept the policy after iteration {iteration}: selection score {score:.4} on the training seeds (mean objective − 2 × mean shortfall against tuned DS2)"
+        );
+    }
     let first = trained.curve.first().map_or(0.0, |p| p.objective);
     let last = trained.curve.last().map_or(0.0, |p| p.objective);
     println!(

@@ -14,7 +14,7 @@ use crate::action::buffered_records;
 use crate::tuners::{Ds2Suggestion, TuneContext, ds2_suggestion};
 
 /// Features per stage.
-pub const STAGE_FEATURES: usize = 12;
+pub const STAGE_FEATURES: usize = 13;
 /// Features of the whole pipeline, appended to every stage's row.
 pub const GLOBAL_FEATURES: usize = 8;
 /// Features per row.
@@ -34,6 +34,7 @@ pub const FEATURE_NAMES: [&str; FEATURES] = [
     "DS2 raw parallelism / max",
     "(DS2 suggestion − parallelism) / max",
     "CPU fraction",
+    "epochs DS2 has disagreed / 4",
     "source rate trend",
     "backlog / epoch of offered load",
     "p99 / SLO",
@@ -53,9 +54,21 @@ pub struct History {
     pub since_change: usize,
     /// The configuration of the previous epoch.
     pub previous_config: Option<JobConfig>,
+    /// Per stage: consecutive epochs DS2's suggestion has differed from the parallelism.
+    pub disagreed: std::collections::BTreeMap<String, usize>,
 }
 
 impl History {
+    /// Records `snapshot` (and `obs`, its observation) after its features were taken.
+    pub fn update_with(&mut self, snapshot: &MetricsSnapshot, obs: &Observation) {
+        for (i, stage) in obs.stages.iter().enumerate() {
+            let differs = obs.ds2.parallelism(stage) != Some(obs.parallelism[i]);
+            let n = self.disagreed.entry(stage.clone()).or_default();
+            *n = if differs { *n + 1 } else { 0 };
+        }
+        self.update(snapshot);
+    }
+
     /// Records `snapshot` after its features were taken.
     pub fn update(&mut self, snapshot: &MetricsSnapshot) {
         let rate: f64 = snapshot.sources.iter().map(|s| s.offered_rate).sum();
@@ -97,8 +110,8 @@ fn stage_row(
     p: usize,
     max: usize,
     target_in: f64,
-    ds2_raw: f64,
-    ds2_p: usize,
+    (ds2_raw, ds2_p): (f64, usize),
+    disagreed: usize,
 ) -> [f32; STAGE_FEATURES] {
     let maxf = max.max(1) as f64;
     let Some(s) = stage else {
@@ -124,6 +137,7 @@ fn stage_row(
         (ds2_raw / maxf).clamp(0.0, 4.0) as f32,
         ((ds2_p as f64 - p as f64) / maxf) as f32,
         s.cpu_fraction.clamp(0.0, 1.0) as f32,
+        (disagreed as f32 / 4.0).min(1.0),
     ]
 }
 
@@ -167,7 +181,16 @@ pub fn observe(snapshot: &MetricsSnapshot, cx: &TuneContext, history: &History) 
         let target_in = obs.ds2.target_in.get(name).copied().unwrap_or(0.0);
         let raw = obs.ds2.raw.get(name).copied().unwrap_or(p as f64);
         let suggested = obs.ds2.parallelism(name).unwrap_or(p);
-        let stage = stage_row(snapshot.stage(name), p, *max, target_in, raw, suggested);
+        let disagreed =
+            history.disagreed.get(name).copied().unwrap_or(0) + usize::from(suggested != p);
+        let stage = stage_row(
+            snapshot.stage(name),
+            p,
+            *max,
+            target_in,
+            (raw, suggested),
+            disagreed,
+        );
         let mut row = [0.0f32; FEATURES];
         row[..STAGE_FEATURES].copy_from_slice(&stage);
         row[STAGE_FEATURES..].copy_from_slice(&global);

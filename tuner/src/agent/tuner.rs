@@ -246,7 +246,7 @@ impl Tuner for Agent {
             bounds,
         };
         let obs = observe(snapshot, &local, &self.history);
-        self.history.update(snapshot);
+        self.history.update_with(snapshot, &obs);
         let keep = |reason: String, detail: serde_json::Value| Decision {
             config: snapshot.config.clone(),
             reason,

@@ -67,7 +67,7 @@ pub fn demonstrations(
                         buffer: 1,
                     });
                 }
-                history.update(&snapshot);
+                history.update_with(&snapshot, &obs);
                 previous = Some(snapshot.config.clone());
                 env.apply(&decision.config)?;
                 run.push(t);

@@ -136,6 +136,8 @@ pub struct Trained {
     pub seconds: f64,
     /// Every transition, for offline replay.
     pub experience: Vec<Transition>,
+    /// The iteration whose policy was kept and its selection score on the training seeds.
+    pub selected: Option<(usize, f64)>,
 }
 
 /// One decision of one simulated run: what the policy saw, did and got.
@@ -196,6 +198,7 @@ pub fn train(
     let mut best = (
         selection_score(&model.valid(), &stats, workloads, &baseline)?,
         model.valid(),
+        0,
     );
     for iteration in 0..cfg.iterations {
         let infer = model.valid();
@@ -251,17 +254,18 @@ pub fn train(
             let candidate = model.valid();
             let score = selection_score(&candidate, &stats, workloads, &baseline)?;
             if score > best.0 {
-                best = (score, candidate);
+                best = (score, candidate, iteration + 1);
             }
         }
     }
-    let net = if cfg.select_every > 0 {
-        best.1
+    let (net, selected) = if cfg.select_every > 0 {
+        (best.1, Some((best.2, best.0)))
     } else {
-        model.valid()
+        (model.valid(), None)
     };
     Ok(Trained {
         net,
+        selected,
         stats,
         curve,
         seconds: started.elapsed().as_secs_f64(),

@@ -85,10 +85,11 @@ pub fn feature_stats(
             let mut ds2 = Ds2::new(Ds2Knobs::default());
             let mut history = History::default();
             while let Some(snapshot) = env.observe()? {
-                for row in &observe(&snapshot, &cx, &history).rows {
+                let obs = observe(&snapshot, &cx, &history);
+                for row in &obs.rows {
                     stats.add(row);
                 }
-                history.update(&snapshot);
+                history.update_with(&snapshot, &obs);
                 env.apply(&ds2.decide(&snapshot, &cx).config)?;
             }
         }
@@ -167,7 +168,7 @@ pub(super) fn rollout(
                 &proposal(&obs, &snapshot.config, &t.actions),
                 &e.cx.bounds,
             );
-            e.history.update(&snapshot);
+            e.history.update_with(&snapshot, &obs);
             e.env.apply(&next.config)?;
             e.steps.push(t);
         }

@@ -17,7 +17,10 @@ use crate::action::Bounds;
 pub struct GuardConfig {
     /// Epochs after a change during which the agent does not change again.
     pub cooldown_epochs: usize,
-    /// Roll a change back when the epoch objective after it is this much below the one before.
+    /// Roll a change back when, in the first full epoch after it, the share of offered events
+    /// absorbed (as `1 − 2·shortfall`, the objective's throughput term) is this much below the
+    /// epoch before the change. Latency is left out: every reconfiguration's drain raises it
+    /// for a few epochs, right or wrong.
     pub rollback_drop: f64,
     /// Stages held at a fixed parallelism.
     pub pins: BTreeMap<String, usize>,
@@ -28,8 +31,8 @@ pub struct GuardConfig {
 impl Default for GuardConfig {
     fn default() -> Self {
         GuardConfig {
-            cooldown_epochs: 0,
-            rollback_drop: 0.5,
+            cooldown_epochs: 1,
+            rollback_drop: 0.2,
             pins: BTreeMap::new(),
             limits: BTreeMap::new(),
         }

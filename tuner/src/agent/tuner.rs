@@ -239,7 +239,12 @@ impl Tuner for Agent {
             .previous_config
             .as_ref()
             .is_some_and(|c| *c != snapshot.config);
-        let reward = cx.objective.score(snapshot, changed).reward;
+        let score = cx.objective.score(snapshot, changed);
+        let reward = score.reward;
+        // What rollback judges a change by: the objective without its latency and change
+        // terms. A reconfiguration's drain makes latency spike for a few epochs whether or not
+        // the change was right; a change that was wrong shows as events not absorbed.
+        let absorbed = 1.0 - 2.0 * score.shortfall;
         let bounds = effective_bounds(&cx.bounds, &self.guard, &self.controls);
         let local = TuneContext {
             objective: cx.objective.clone(),
@@ -282,7 +287,7 @@ impl Tuner for Agent {
             "clamped": clamped.notes,
             "reward": reward,
         });
-        let verdict = self.state.check(&self.guard, reward);
+        let verdict = self.state.check(&self.guard, absorbed);
         let (config, reason, rollback) = match verdict {
             Verdict::Rollback(previous) => (
                 previous,
@@ -311,7 +316,7 @@ impl Tuner for Agent {
             return keep(format!("advisory, would apply: {reason}"), detail);
         }
         self.state
-            .changed(snapshot.config.clone(), reward, rollback);
+            .changed(snapshot.config.clone(), absorbed, rollback);
         Decision {
             config,
             reason,

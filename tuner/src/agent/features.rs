@@ -5,7 +5,6 @@
 //! features, so one network scores pipelines of any length. Every feature is a ratio or a
 //! fraction, mostly within 0..1, clamped where a ratio can explode.
 
-use rheo_engine::config::edge_target;
 use rheo_engine::metrics::StageMetrics;
 use rheo_engine::{JobConfig, MetricsSnapshot};
 use serde::{Deserialize, Serialize};
@@ -200,15 +199,6 @@ pub fn observe(snapshot: &MetricsSnapshot, cx: &TuneContext, history: &History) 
         obs.bounds.push((*min, *max));
     }
     obs
-}
-
-/// The name of the edge feeding `stage` in `config`, if any.
-pub fn input_edge(config: &JobConfig, stage: &str) -> Option<String> {
-    config
-        .edges
-        .keys()
-        .find(|e| edge_target(e) == Some(stage))
-        .cloned()
 }
 
 /// Running mean and variance of feature rows (Welford), for normalisation and for the

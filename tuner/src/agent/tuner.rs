@@ -5,7 +5,7 @@ use std::path::Path;
 use burn::tensor::Device;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use rheo_engine::MetricsSnapshot;
+use rheo_engine::{JobConfig, MetricsSnapshot};
 use serde::Serialize;
 
 use super::actions::{StageAction, masks, proposal};
@@ -71,10 +71,11 @@ impl Policy {
         }
     }
 
-    /// The network's raw outputs for the rows of `obs`, normalised first.
-    pub fn outputs(&self, obs: &Observation) -> Vec<[f32; OUTPUTS]> {
+    /// The rows of `obs` normalised, and the network's outputs for them.
+    fn outputs(&self, obs: &Observation) -> (Vec<[f32; FEATURES]>, Vec<[f32; OUTPUTS]>) {
         let rows: Vec<[f32; FEATURES]> = obs.rows.iter().map(|r| self.stats.normalise(r)).collect();
-        self.net.infer(&rows, &self.device)
+        let outputs = self.net.infer(&rows, &self.device);
+        (rows, outputs)
     }
 
     /// A move per stage drawn from the policy, and the transition that records it.
@@ -84,75 +85,71 @@ impl Policy {
         snapshot: &MetricsSnapshot,
         rng: &mut SmallRng,
     ) -> (Vec<StageChoice>, Transition) {
-        let rows: Vec<[f32; FEATURES]> = obs.rows.iter().map(|r| self.stats.normalise(r)).collect();
-        let outputs = self.net.infer(&rows, &self.device);
-        let n = rows.len();
-        let mut t = Transition {
-            rows,
-            par_masks: Vec::with_capacity(n),
-            buf_masks: Vec::with_capacity(n),
-            actions: Vec::with_capacity(n),
-            logp: 0.0,
-            value: outputs.iter().map(|o| o[OUTPUTS - 1]).sum::<f32>() / n.max(1) as f32,
-            reward: 0.0,
-            advantage: 0.0,
-            ret: 0.0,
-        };
-        let mut choices = Vec::with_capacity(n);
-        for (i, out) in outputs.iter().enumerate() {
-            let (pm, bm) = masks(obs, &snapshot.config, i);
-            let pp = masked_softmax::<PARALLELISM_ACTIONS>(&out[..PARALLELISM_ACTIONS], &pm);
-            let bp = masked_softmax::<BUFFER_ACTIONS>(
-                &out[PARALLELISM_ACTIONS..PARALLELISM_ACTIONS + BUFFER_ACTIONS],
-                &bm,
-            );
-            let action = StageAction {
-                parallelism: sample(&pp, rng.random()),
-                buffer: sample(&bp, rng.random()),
-            };
-            t.logp += pp[action.parallelism].max(1e-8).ln() + bp[action.buffer].max(1e-8).ln();
-            t.par_masks.push(pm);
-            t.buf_masks.push(bm);
-            t.actions.push(action);
-            choices.push(StageChoice {
-                stage: obs.stages[i].clone(),
-                label: action.label(),
-                action,
-                p_parallelism: pp[action.parallelism],
-                p_buffer: bp[action.buffer],
-            });
-        }
-        (choices, t)
+        let (rows, outputs) = self.outputs(obs);
+        choose(obs, &snapshot.config, rows, &outputs, |p| {
+            sample(p, rng.random())
+        })
     }
 
     /// The most probable allowed move per stage.
     pub fn greedy(&self, obs: &Observation, snapshot: &MetricsSnapshot) -> Vec<StageChoice> {
-        let outputs = self.outputs(obs);
-        obs.stages
-            .iter()
-            .enumerate()
-            .map(|(i, stage)| {
-                let (pm, bm) = masks(obs, &snapshot.config, i);
-                let out = &outputs[i];
-                let pp = masked_softmax::<PARALLELISM_ACTIONS>(&out[..PARALLELISM_ACTIONS], &pm);
-                let bp = masked_softmax::<BUFFER_ACTIONS>(
-                    &out[PARALLELISM_ACTIONS..PARALLELISM_ACTIONS + BUFFER_ACTIONS],
-                    &bm,
-                );
-                let action = StageAction {
-                    parallelism: argmax(&pp),
-                    buffer: argmax(&bp),
-                };
-                StageChoice {
-                    stage: stage.clone(),
-                    label: action.label(),
-                    action,
-                    p_parallelism: pp[action.parallelism],
-                    p_buffer: bp[action.buffer],
-                }
-            })
-            .collect()
+        let (rows, outputs) = self.outputs(obs);
+        choose(obs, &snapshot.config, rows, &outputs, argmax).0
     }
+}
+
+/// A move per stage from the network's `outputs` for `obs` (computed from `rows`, already
+/// normalised): masks the moves the stage does not allow, turns each head into probabilities
+/// and lets `pick` choose an index (parallelism head first, then buffer head, stage by stage).
+/// Returns the choices and the transition recording them (rows, masks, moves, log-probability
+/// and the value estimate) — the one place greedy acting, online learning and training rollouts
+/// turn outputs into moves.
+pub(crate) fn choose(
+    obs: &Observation,
+    config: &JobConfig,
+    rows: Vec<[f32; FEATURES]>,
+    outputs: &[[f32; OUTPUTS]],
+    mut pick: impl FnMut(&[f32]) -> usize,
+) -> (Vec<StageChoice>, Transition) {
+    let n = outputs.len();
+    let mut t = Transition {
+        rows,
+        par_masks: Vec::with_capacity(n),
+        buf_masks: Vec::with_capacity(n),
+        actions: Vec::with_capacity(n),
+        logp: 0.0,
+        value: outputs.iter().map(|o| o[OUTPUTS - 1]).sum::<f32>() / n.max(1) as f32,
+        reward: 0.0,
+        advantage: 0.0,
+        ret: 0.0,
+    };
+    let mut choices = Vec::with_capacity(n);
+    for (i, out) in outputs.iter().enumerate() {
+        let (pm, bm) = masks(obs, config, i);
+        let pp = masked_softmax::<PARALLELISM_ACTIONS>(&out[..PARALLELISM_ACTIONS], &pm);
+        let bp = masked_softmax::<BUFFER_ACTIONS>(
+            &out[PARALLELISM_ACTIONS..PARALLELISM_ACTIONS + BUFFER_ACTIONS],
+            &bm,
+        );
+        let parallelism = pick(&pp);
+        let buffer = pick(&bp);
+        let action = StageAction {
+            parallelism,
+            buffer,
+        };
+        t.logp += pp[parallelism].max(1e-8).ln() + bp[buffer].max(1e-8).ln();
+        t.par_masks.push(pm);
+        t.buf_masks.push(bm);
+        t.actions.push(action);
+        choices.push(StageChoice {
+            stage: obs.stages[i].clone(),
+            label: action.label(),
+            action,
+            p_parallelism: pp[parallelism],
+            p_buffer: bp[buffer],
+        });
+    }
+    (choices, t)
 }
 
 /// The agent as a tuner: observe, score, guard, act.

@@ -7,11 +7,10 @@ use rayon::prelude::*;
 use rheo_engine::{JobConfig, MetricsSnapshot};
 
 use crate::action::clamp;
-use crate::agent::actions::{StageAction, masks, proposal};
+use crate::agent::actions::proposal;
 use crate::agent::features::{FEATURES, FeatureStats, History, observe};
-use crate::agent::policy::{
-    BUFFER_ACTIONS, OUTPUTS, PARALLELISM_ACTIONS, PolicyNet, masked_softmax, sample,
-};
+use crate::agent::policy::{OUTPUTS, PolicyNet, sample};
+use crate::agent::tuner::choose;
 use crate::env::{EnvError, Environment, SimEnv, SimParams};
 use crate::scoreboard::context;
 use crate::tuners::{Ds2, Ds2Knobs, TuneContext, Tuner};
@@ -136,33 +135,10 @@ pub(super) fn rollout(
             let n = obs.stages.len();
             let out: &[[f32; OUTPUTS]] = &outputs[at..at + n];
             at += n;
-            let mut t = Transition {
-                rows: normalised,
-                par_masks: Vec::with_capacity(n),
-                buf_masks: Vec::with_capacity(n),
-                actions: Vec::with_capacity(n),
-                logp: 0.0,
-                value: out.iter().map(|o| o[OUTPUTS - 1]).sum::<f32>() / n.max(1) as f32,
-                reward: 0.0,
-                advantage: 0.0,
-                ret: 0.0,
-            };
-            for (s, o) in out.iter().enumerate() {
-                let (pm, bm) = masks(&obs, &snapshot.config, s);
-                let pp = masked_softmax::<PARALLELISM_ACTIONS>(&o[..PARALLELISM_ACTIONS], &pm);
-                let bp = masked_softmax::<BUFFER_ACTIONS>(
-                    &o[PARALLELISM_ACTIONS..PARALLELISM_ACTIONS + BUFFER_ACTIONS],
-                    &bm,
-                );
-                let a = StageAction {
-                    parallelism: sample(&pp, e.rng.random()),
-                    buffer: sample(&bp, e.rng.random()),
-                };
-                t.logp += pp[a.parallelism].max(1e-8).ln() + bp[a.buffer].max(1e-8).ln();
-                t.par_masks.push(pm);
-                t.buf_masks.push(bm);
-                t.actions.push(a);
-            }
+            let rng = &mut e.rng;
+            let (_, t) = choose(&obs, &snapshot.config, normalised, out, |p| {
+                sample(p, rng.random())
+            });
             let next = clamp(
                 &snapshot.config,
                 &proposal(&obs, &snapshot.config, &t.actions),

@@ -94,30 +94,8 @@ mod tests {
 
     fn stage(name: &str, kind: StageKind, records_in: u64) -> StageMetrics {
         StageMetrics {
-            name: name.into(),
-            kind,
-            parallelism: 1,
             records_in,
-            records_out: 0,
-            mean_input_batch: 0.0,
-            busy_s: 0.0,
-            blocked_s: 0.0,
-            idle_s: 0.0,
-            cpu_s: 0.0,
-            busy_fraction: 0.0,
-            blocked_fraction: 0.0,
-            idle_fraction: 0.0,
-            cpu_fraction: 0.0,
-            observed_input_rate: 0.0,
-            observed_output_rate: 0.0,
-            true_processing_rate: 0.0,
-            true_output_rate: 0.0,
-            keyed_state_keys: 0,
-            input_queue: 0.0,
-            input_capacity: 0,
-            input_occupancy: 0.0,
-            counters: Default::default(),
-            workers: vec![],
+            ..StageMetrics::empty(name, kind, 1)
         }
     }
 

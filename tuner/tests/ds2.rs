@@ -1,8 +1,6 @@
 //! DS2 on hand-computed examples: a chain, a fan-in, selectivity ≠ 1, clamping at the thread
 //! budget; and its warm-up and activation knobs.
 
-use std::collections::BTreeMap;
-
 use rheo_engine::metrics::{
     EdgeMetrics, HostMetrics, LatencyMetrics, SourceMetrics, StageKind, StageMetrics,
 };
@@ -17,30 +15,17 @@ type Stage = (&'static str, usize, f64, f64);
 
 fn stage(name: &str, kind: StageKind, p: usize, lambda: f64, out: f64) -> StageMetrics {
     StageMetrics {
-        name: name.into(),
-        kind,
-        parallelism: p,
         records_in: 1000,
         records_out: (1000.0 * if lambda > 0.0 { out / lambda } else { 1.0 }) as u64,
         mean_input_batch: 64.0,
         busy_s: 0.5,
-        blocked_s: 0.0,
         idle_s: 0.5,
-        cpu_s: 0.0,
         busy_fraction: 0.5,
-        blocked_fraction: 0.0,
         idle_fraction: 0.5,
-        cpu_fraction: 0.0,
-        observed_input_rate: 0.0,
-        observed_output_rate: 0.0,
         true_processing_rate: lambda,
         true_output_rate: out,
-        keyed_state_keys: 0,
-        input_queue: 0.0,
         input_capacity: 64,
-        input_occupancy: 0.0,
-        counters: BTreeMap::new(),
-        workers: vec![],
+        ..StageMetrics::empty(name, kind, p)
     }
 }
 

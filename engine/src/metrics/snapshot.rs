@@ -109,6 +109,39 @@ pub struct StageMetrics {
     pub workers: Vec<WorkerMetrics>,
 }
 
+impl StageMetrics {
+    /// A stage with nothing measured: every count, time, rate and queue zero — what a
+    /// synthesized snapshot (the simulator's, a test's) fills in.
+    pub fn empty(name: &str, kind: StageKind, parallelism: usize) -> StageMetrics {
+        StageMetrics {
+            name: name.into(),
+            kind,
+            parallelism,
+            records_in: 0,
+            records_out: 0,
+            mean_input_batch: 0.0,
+            busy_s: 0.0,
+            blocked_s: 0.0,
+            idle_s: 0.0,
+            cpu_s: 0.0,
+            busy_fraction: 0.0,
+            blocked_fraction: 0.0,
+            idle_fraction: 0.0,
+            cpu_fraction: 0.0,
+            observed_input_rate: 0.0,
+            observed_output_rate: 0.0,
+            true_processing_rate: 0.0,
+            true_output_rate: 0.0,
+            keyed_state_keys: 0,
+            input_queue: 0.0,
+            input_capacity: 0,
+            input_occupancy: 0.0,
+            counters: BTreeMap::new(),
+            workers: Vec::new(),
+        }
+    }
+}
+
 /// One worker during one epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerMetrics {

@@ -20,7 +20,6 @@
 mod model;
 mod params;
 
-use std::collections::BTreeMap;
 use std::f64::consts::TAU;
 
 use rand::rngs::SmallRng;
@@ -166,33 +165,7 @@ impl SimEnv {
         let emitted_rate = out.emitted / e;
         let par = |name: &str| self.config.parallelism(name).unwrap_or(1);
         let mut stages = Vec::with_capacity(w.stages.len() + 2);
-        let blank = |name: &str, kind: StageKind, parallelism: usize| StageMetrics {
-            name: name.into(),
-            kind,
-            parallelism,
-            records_in: 0,
-            records_out: 0,
-            mean_input_batch: 0.0,
-            busy_s: 0.0,
-            blocked_s: 0.0,
-            idle_s: 0.0,
-            cpu_s: 0.0,
-            busy_fraction: 0.0,
-            blocked_fraction: 0.0,
-            idle_fraction: 0.0,
-            cpu_fraction: 0.0,
-            observed_input_rate: 0.0,
-            observed_output_rate: 0.0,
-            true_processing_rate: 0.0,
-            true_output_rate: 0.0,
-            keyed_state_keys: 0,
-            input_queue: 0.0,
-            input_capacity: 0,
-            input_occupancy: 0.0,
-            counters: BTreeMap::new(),
-            workers: Vec::new(),
-        };
-        let mut source = blank(SOURCE, StageKind::Source, 1);
+        let mut source = StageMetrics::empty(SOURCE, StageKind::Source, 1);
         source.records_out = out.emitted as u64;
         source.observed_output_rate = emitted_rate;
         source.busy_fraction = (emitted_rate * self.model.params.source_overhead_us / 1e6).min(1.0);
@@ -202,7 +175,7 @@ impl SimEnv {
         for (i, s) in w.stages.iter().enumerate() {
             let p = par(&s.name);
             let input = rate * out.gain[i];
-            let mut m = blank(&s.name, StageKind::Operator, p);
+            let mut m = StageMetrics::empty(&s.name, StageKind::Operator, p);
             let u = out.busy[i];
             m.records_in = (input * e) as u64;
             m.records_out = (input * s.selectivity * e) as u64;
@@ -254,7 +227,7 @@ impl SimEnv {
             stages.push(m);
         }
         let sink_rate = rate * out.gain[w.stages.len()];
-        let mut sink = blank(SINK, StageKind::Sink, 1);
+        let mut sink = StageMetrics::empty(SINK, StageKind::Sink, 1);
         sink.records_in = (sink_rate * e) as u64;
         sink.observed_input_rate = sink_rate;
         sink.idle_fraction = 1.0;

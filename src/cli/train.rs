@@ -40,6 +40,9 @@ pub struct Args {
     /// Entropy bonus.
     #[arg(long, default_value_t = PpoConfig::default().entropy)]
     entropy: f64,
+    /// Discount per epoch (how far ahead a decision's consequences count).
+    #[arg(long, default_value_t = PpoConfig::default().gamma)]
+    gamma: f64,
     /// Passes of imitation of tuned DS2 before PPO (0: from scratch).
     #[arg(long, default_value_t = PpoConfig::default().imitation_epochs)]
     imitation_epochs: usize,
@@ -84,6 +87,7 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         seed: args.seed,
         learning_rate: args.learning_rate,
         entropy: args.entropy,
+        gamma: args.gamma,
         imitation_epochs: args.imitation_epochs,
         ..PpoConfig::default()
     };

@@ -111,6 +111,26 @@ pub fn clamp(current: &JobConfig, proposed: &JobConfig, bounds: &Bounds) -> Clam
         };
         config.set_parallelism(name, granted);
     }
+    // A budget lowered below what already runs: take threads back, one at a time from the
+    // stage with the most above its minimum (the last such stage on ties).
+    while bounds.threads(&config) > bounds.max_threads {
+        let Some((name, p)) = bounds
+            .stages
+            .iter()
+            .map(|(s, min, _)| (s, config.parallelism(s).unwrap_or(1), *min))
+            .filter(|(_, p, min)| p > min)
+            .max_by_key(|(_, p, min)| p - min)
+            .map(|(s, p, _)| (s.clone(), p))
+        else {
+            break;
+        };
+        config.set_parallelism(&name, p - 1);
+        notes.push(format!(
+            "{name}: {p}→{} by the thread budget of {}",
+            p - 1,
+            bounds.max_threads
+        ));
+    }
     // Buffer memory.
     if buffered_records(&config) > bounds.max_buffered_records {
         let names: Vec<String> = config.edges.keys().cloned().collect();
@@ -204,5 +224,16 @@ mod tests {
         let out = clamp(&current, &proposed, &b);
         assert_eq!(out.config.edges["a->b"].capacity, 8);
         assert!(buffered_records(&out.config) <= 1000);
+    }
+
+    #[test]
+    fn a_lowered_budget_takes_threads_back_from_a_kept_configuration() {
+        let current = config(&[("a", 2), ("b", 6), ("c", 3)]);
+        let out = clamp(&current, &current, &bounds(6));
+        assert_eq!(bounds(6).threads(&out.config), 6);
+        // Taken from the stages furthest above their minimum: b first, then b and c alike.
+        assert_eq!(out.config.parallelism("a"), Some(2));
+        assert!(out.config.parallelism("b").unwrap() <= 3, "{:?}", out.notes);
+        assert_eq!(out.notes.len(), 5, "{:?}", out.notes);
     }
 }

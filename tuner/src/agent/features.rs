@@ -15,7 +15,7 @@ use crate::tuners::{Ds2Suggestion, TuneContext, ds2_suggestion};
 /// Features per stage.
 pub const STAGE_FEATURES: usize = 13;
 /// Features of the whole pipeline, appended to every stage's row.
-pub const GLOBAL_FEATURES: usize = 8;
+pub const GLOBAL_FEATURES: usize = 9;
 /// Features per row.
 pub const FEATURES: usize = STAGE_FEATURES + GLOBAL_FEATURES;
 
@@ -42,7 +42,11 @@ pub const FEATURE_NAMES: [&str; FEATURES] = [
     "epochs since a change / 10",
     "buffered records / budget",
     "stages / 8",
+    "peak rate of the last 40 epochs / rate",
 ];
+
+/// Epochs of offered rates the agent remembers for the peak-rate feature.
+pub const RATE_MEMORY: usize = 40;
 
 /// What the agent remembers between epochs to compute trends.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -55,6 +59,9 @@ pub struct History {
     pub previous_config: Option<JobConfig>,
     /// Per stage: consecutive epochs DS2's suggestion has differed from the parallelism.
     pub disagreed: std::collections::BTreeMap<String, usize>,
+    /// The offered rates of the last [`RATE_MEMORY`] epochs (a job that has seen bursts keeps
+    /// headroom for the next).
+    pub recent_rates: std::collections::VecDeque<f64>,
 }
 
 impl History {
@@ -72,6 +79,10 @@ impl History {
     pub fn update(&mut self, snapshot: &MetricsSnapshot) {
         let rate: f64 = snapshot.sources.iter().map(|s| s.offered_rate).sum();
         self.previous_rate = Some(rate);
+        if self.recent_rates.len() == RATE_MEMORY {
+            self.recent_rates.pop_front();
+        }
+        self.recent_rates.push_back(rate);
         let changed = self
             .previous_config
             .as_ref()
@@ -149,6 +160,12 @@ pub fn observe(snapshot: &MetricsSnapshot, cx: &TuneContext, history: &History) 
         Some(prev) if prev > 0.0 => ((rate - prev) / prev).clamp(-1.0, 1.0),
         _ => 0.0,
     };
+    let peak = history.recent_rates.iter().copied().fold(rate, f64::max);
+    let swing = if rate > 0.0 {
+        (peak / rate).min(8.0)
+    } else {
+        1.0
+    };
     let epoch_load = (rate * snapshot.epoch_s).max(1.0);
     let backlog = (snapshot.backlog() as f64 / epoch_load).min(100.0);
     let slo = cx.objective.latency_slo_ms.max(1e-3);
@@ -167,6 +184,7 @@ pub fn observe(snapshot: &MetricsSnapshot, cx: &TuneContext, history: &History) 
         (buffered_records(&snapshot.config) as f64 / cx.bounds.max_buffered_records.max(1) as f64)
             .min(4.0) as f32,
         (cx.bounds.stages.len() as f64 / 8.0) as f32,
+        swing.ln() as f32,
     ];
     let mut obs = Observation {
         stages: Vec::new(),

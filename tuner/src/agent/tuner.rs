@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::actions::{StageAction, masks, proposal};
 use super::checkpoint::{CheckpointError, CheckpointHeader, load};
-use super::features::{FEATURES, FeatureStats, History, Observation, observe};
+use super::features::{FEATURE_NAMES, FEATURES, FeatureStats, History, Observation, observe};
 use super::guard::{Controls, GuardConfig, GuardState, Verdict, effective_bounds};
 use super::policy::{
     BUFFER_ACTIONS, OUTPUTS, PARALLELISM_ACTIONS, PolicyNet, argmax, masked_softmax, sample,
@@ -28,6 +28,8 @@ pub struct Policy {
     pub stats: FeatureStats,
     /// Where the network runs.
     pub device: Device,
+    /// The CRC-32 the checkpoint file ends with (`None` for a policy not read from a file).
+    pub checksum: Option<u32>,
 }
 
 /// One stage's choice with its probabilities.
@@ -43,6 +45,11 @@ pub struct StageChoice {
     pub p_parallelism: f32,
     /// Probability of the buffer move.
     pub p_buffer: f32,
+    /// Every parallelism move's probability, in action order (keep, ds2−1, ds2, ds2+1, ds2+2;
+    /// 0 where masked).
+    pub parallelism_probabilities: [f32; PARALLELISM_ACTIONS],
+    /// Every buffer move's probability, in action order (halve, keep, double; 0 where masked).
+    pub buffer_probabilities: [f32; BUFFER_ACTIONS],
 }
 
 impl Policy {
@@ -50,11 +57,16 @@ impl Policy {
     pub fn load(path: &Path) -> Result<(Policy, CheckpointHeader), CheckpointError> {
         let device = Device::flex();
         let (header, net) = load(path, &device)?;
+        let checksum = std::fs::read(path).ok().and_then(|bytes| {
+            let tail: [u8; 4] = bytes.get(bytes.len().checked_sub(4)?..)?.try_into().ok()?;
+            Some(u32::from_le_bytes(tail))
+        });
         Ok((
             Policy {
                 net,
                 stats: header.stats.clone(),
                 device,
+                checksum,
             },
             header,
         ))
@@ -68,6 +80,7 @@ impl Policy {
             net: PolicyNet::new(&device),
             stats: FeatureStats::default(),
             device,
+            checksum: None,
         }
     }
 
@@ -147,6 +160,8 @@ pub(crate) fn choose(
             action,
             p_parallelism: pp[parallelism],
             p_buffer: bp[buffer],
+            parallelism_probabilities: pp,
+            buffer_probabilities: bp,
         });
     }
     (choices, t)
@@ -223,6 +238,7 @@ impl Tuner for Agent {
     fn settings(&self) -> serde_json::Value {
         serde_json::json!({
             "checkpoint": self.checkpoint,
+            "checkpoint_crc32": self.policy.checksum.map(|c| format!("{c:08x}")),
             "cooldown_epochs": self.guard.cooldown_epochs,
             "rollback_drop": self.guard.rollback_drop,
             "pins": self.guard.pins,
@@ -249,16 +265,34 @@ impl Tuner for Agent {
         };
         let obs = observe(snapshot, &local, &self.history);
         self.history.update_with(snapshot, &obs);
-        let keep = |reason: String, detail: serde_json::Value| Decision {
-            config: snapshot.config.clone(),
-            reason,
-            detail,
+        // What "no change" means under the bounds in force now: a thread budget lowered or a
+        // pin set at run time applies at once, cooldown or not.
+        let enforced = clamp(&snapshot.config, &snapshot.config, &local.bounds);
+        let keep = |reason: String, detail: serde_json::Value| {
+            if enforced.config == snapshot.config || self.controls.advisory() {
+                Decision {
+                    config: snapshot.config.clone(),
+                    reason,
+                    detail,
+                }
+            } else {
+                let mut detail = detail;
+                detail["guardrail"] = "bounds changed at run time".into();
+                Decision {
+                    config: enforced.config.clone(),
+                    reason: format!("within the new bounds: {}", enforced.notes.join("; ")),
+                    detail,
+                }
+            }
         };
         if let Some(fixed) = self.controls.fixed() {
             return Decision {
                 config: fixed,
                 reason: "control handed back to a fixed configuration".into(),
-                detail: serde_json::Value::Null,
+                detail: serde_json::json!({
+                    "guardrail": "fixed configuration (user control)",
+                    "reward": reward,
+                }),
             };
         }
         if let Some(last) = self.learner.as_mut().and_then(|l| l.experience.last_mut()) {
@@ -273,25 +307,44 @@ impl Tuner for Agent {
             None => self.policy.greedy(&obs, snapshot),
         };
         let actions: Vec<StageAction> = choices.iter().map(|c| c.action).collect();
-        let clamped = clamp(
-            &snapshot.config,
-            &proposal(&obs, &snapshot.config, &actions),
-            &local.bounds,
-        );
-        let detail = serde_json::json!({
+        let proposal_config = proposal(&obs, &snapshot.config, &actions);
+        let clamped = clamp(&snapshot.config, &proposal_config, &local.bounds);
+        let observation: serde_json::Map<String, serde_json::Value> = obs
+            .stages
+            .iter()
+            .zip(&obs.rows)
+            .map(|(stage, row)| {
+                let named: serde_json::Map<String, serde_json::Value> = FEATURE_NAMES
+                    .iter()
+                    .zip(row)
+                    .map(|(name, v)| ((*name).to_owned(), serde_json::json!(v)))
+                    .collect();
+                (stage.clone(), serde_json::Value::Object(named))
+            })
+            .collect();
+        let mut detail = serde_json::json!({
+            "observation": observation,
             "choices": choices,
+            "proposal": proposal_config,
             "ds2": obs.ds2.config.stages,
             "clamped": clamped.notes,
             "reward": reward,
+            "guardrail": if clamped.notes.is_empty() { serde_json::Value::Null } else { "bounds and budgets (clamp)".into() },
         });
         let verdict = self.state.check(&self.guard, absorbed);
         let (config, reason, rollback) = match verdict {
-            Verdict::Rollback(previous) => (
-                previous,
-                format!("rollback: the objective fell to {reward:.2} after the last change"),
-                true,
-            ),
-            Verdict::Cooldown => return keep("cooldown after a change".into(), detail),
+            Verdict::Rollback(previous) => {
+                detail["guardrail"] = "rollback".into();
+                (
+                    clamp(&snapshot.config, &previous, &local.bounds).config,
+                    format!("rollback: the objective fell to {reward:.2} after the last change"),
+                    true,
+                )
+            }
+            Verdict::Cooldown => {
+                detail["guardrail"] = "cooldown".into();
+                return keep("cooldown after a change".into(), detail);
+            }
             Verdict::Apply => {
                 let moves: Vec<String> = choices
                     .iter()
@@ -310,6 +363,7 @@ impl Tuner for Agent {
             return keep(reason, detail);
         }
         if self.controls.advisory() {
+            detail["guardrail"] = "advisory (dry run)".into();
             return keep(format!("advisory, would apply: {reason}"), detail);
         }
         self.state

@@ -13,8 +13,10 @@ use burn::optim::AdamConfig;
 use burn::tensor::Device;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use rheo_engine::JobConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::action::clamp;
 use crate::agent::actions::StageAction;
 use crate::agent::features::{FEATURES, FeatureStats, History};
 use crate::agent::guard::{Controls, GuardConfig};
@@ -68,6 +70,9 @@ pub struct PpoConfig {
     /// Every this many iterations, score the greedy policy on the training seeds and keep the
     /// best (0: keep the last).
     pub select_every: usize,
+    /// Share of training runs that start from a random configuration (each stage's
+    /// parallelism drawn within its bounds and the thread budget) instead of the workload's.
+    pub random_start: f64,
 }
 
 impl Default for PpoConfig {
@@ -89,6 +94,7 @@ impl Default for PpoConfig {
             imitation_epochs: 30,
             demonstration_runs: 8,
             select_every: 10,
+            random_start: 0.5,
         }
     }
 }
@@ -209,8 +215,12 @@ pub fn train(
                 // Training seeds live far from the evaluation seeds (1000–1004).
                 let seed = 1_000_000 + rng.random_range(0..1_000_000u64);
                 let params = randomised(&w.params, cfg.randomise, &mut rng);
+                let mut env = SimEnv::new(&w.workload, params, seed);
+                if rng.random_bool(cfg.random_start.clamp(0.0, 1.0)) {
+                    env = env.starting_from(random_start(&w.workload, &mut rng));
+                }
                 episodes.push(Episode {
-                    env: SimEnv::new(&w.workload, params, seed),
+                    env,
                     cx: context(&w.workload),
                     history: History::default(),
                     previous: None,
@@ -273,6 +283,21 @@ pub fn train(
     })
 }
 
+/// A configuration of `workload` with each stage's parallelism drawn from 1 to twice what the
+/// workload's thread budget would give every stage evenly (within the stage's bounds), then
+/// brought within the budget.
+fn random_start(workload: &Workload, rng: &mut SmallRng) -> JobConfig {
+    let cx = context(workload);
+    let initial = crate::env::sim::initial_config(workload);
+    let even = (cx.bounds.max_threads / cx.bounds.stages.len().max(1)).max(1);
+    let mut proposed = initial.clone();
+    for (name, min, max) in &cx.bounds.stages {
+        let hi = (2 * even).clamp(*min, *max);
+        proposed.set_parallelism(name, rng.random_range(*min..=hi));
+    }
+    clamp(&initial, &proposed, &cx.bounds).config
+}
+
 /// Seeds the greedy policy is scored on for model selection (the scoreboard's training seeds).
 const SELECTION_SEEDS: [u64; 3] = crate::scoreboard::TRAINING_SEEDS;
 
@@ -304,6 +329,7 @@ fn selection_score(
         net: net.clone(),
         stats: stats.clone(),
         device: Device::flex(),
+        checksum: None,
     };
     let mut sum = 0.0;
     let mut shortfall = 0.0;

@@ -71,6 +71,14 @@ impl SimEnv {
         }
     }
 
+    /// The same run starting from `config` instead of the workload's initial configuration
+    /// (training starts some runs from random configurations, so the policy also learns to
+    /// lower stages that have too many workers).
+    pub fn starting_from(mut self, config: JobConfig) -> SimEnv {
+        self.config = config;
+        self
+    }
+
     /// The model behind the run.
     pub fn model(&self) -> &Model {
         &self.model

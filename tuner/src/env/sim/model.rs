@@ -299,7 +299,12 @@ impl Model {
     ) -> EpochOutcome {
         let e = self.workload.epoch_s;
         // Drain through the old configuration, plus a millisecond to rebuild and restart.
-        let pause_s = (state.queued / previous_capacity.max(1.0) + 0.001).min(0.9 * e);
+        let pause_s = state.queued / previous_capacity.max(1.0) + 0.001;
+        if pause_s >= e {
+            // Full queues drain longer than an epoch: the source emits nothing all epoch (the
+            // engine stretches the epoch to the end of the pause; the next one catches up).
+            return self.paused_epoch(config, offered, state, noise, pause_s);
+        }
         let active = 1.0 - pause_s / e;
         let carry = Carry {
             backlog: state.backlog + offered * (1.0 - active),
@@ -307,8 +312,39 @@ impl Model {
         };
         let mut out = self.epoch_span(config, offered * active, carry, noise, active);
         out.processed += state.queued;
-        out.p99_ms += pause_s * 1e3;
         out.pause_s = pause_s;
+        out
+    }
+
+    /// An epoch spent entirely in a reconfiguration's drain: nothing emitted, the queued events
+    /// worked off through the old configuration, every due event joins the backlog, and the
+    /// drained events wait out the pause.
+    fn paused_epoch(
+        &mut self,
+        config: &JobConfig,
+        offered: f64,
+        state: Carry,
+        noise: &[f64],
+        pause_s: f64,
+    ) -> EpochOutcome {
+        // The new configuration's shape (capacity, bottleneck, per-stage rates) from an idle
+        // sliver of an epoch.
+        let mut out = self.epoch_span(config, 0.0, Carry::default(), noise, 1e-3);
+        out.emitted = 0.0;
+        out.processed = state.queued;
+        out.backlog = state.backlog + offered;
+        out.queued = 0.0;
+        out.p99_ms = self.params.latency_floor_ms + self.params.latency_factor * pause_s * 1e3;
+        out.pause_s = pause_s;
+        let rate = state.queued / self.workload.epoch_s;
+        for (i, s) in self.workload.stages.iter().enumerate() {
+            let p = config
+                .parallelism(&s.name)
+                .unwrap_or(self.workload.initial.parallelism)
+                .max(1) as f64;
+            out.busy[i] = (rate * out.gain[i] / (out.mu[i] * p).max(1e-9)).min(1.0);
+            out.waiting[i] = (0.0, 1.0 - out.busy[i]);
+        }
         out
     }
 
@@ -436,6 +472,15 @@ impl Model {
         } else {
             0.0
         };
+        // A backlog carried in (a reconfiguration's pause, an overload) is events already late
+        // by its age when the source reaches them; once they are over 1% of the epoch's
+        // records, the p99 is theirs.
+        let age_s = if offered > 0.0 && state.backlog > 0.01 * demand {
+            state.backlog / (offered / e)
+        } else {
+            0.0
+        };
+        let backlog_s = backlog_s.max(age_s);
         let modelled_ms = (backlog_s + queue_s + batch_s + service_s) * 1e3;
         let p99_ms = self.params.latency_floor_ms + self.params.latency_factor * modelled_ms;
         EpochOutcome {

@@ -43,9 +43,12 @@ pub struct Args {
     /// Discount per epoch (how far ahead a decision's consequences count).
     #[arg(long, default_value_t = PpoConfig::default().gamma)]
     gamma: f64,
-    /// Passes of imitation of tuned DS2 before PPO (0: from scratch).
+    /// Passes of imitation of DS2 before PPO (0: from scratch).
     #[arg(long, default_value_t = PpoConfig::default().imitation_epochs)]
     imitation_epochs: usize,
+    /// Imitate DS2 with each workload's tuned knobs rather than the default ones.
+    #[arg(long)]
+    imitate_tuned: bool,
     /// Also write every transition as a bincode experience log.
     #[arg(long)]
     experience: Option<PathBuf>,
@@ -89,6 +92,7 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         entropy: args.entropy,
         gamma: args.gamma,
         imitation_epochs: args.imitation_epochs,
+        imitate_tuned_ds2: args.imitate_tuned,
         ..PpoConfig::default()
     };
     let bar = ProgressBar::new(cfg.iterations as u64);

@@ -377,6 +377,7 @@ fn ppo_learns_a_small_environment_to_ninety_percent_of_its_optimum() {
     let mut k = 0;
     let random = mean_objective(&w, &params, &seeds, || {
         k += 1;
+        Device::flex().seed(k);
         let agent = rheo_tuner::agent::Agent::new(
             Policy::untrained(),
             GuardConfig::default(),

@@ -6,11 +6,11 @@ use crate::agent::actions::{StageAction, masks};
 use crate::agent::features::{FeatureStats, History, observe};
 use crate::env::{EnvError, Environment, SimEnv};
 use crate::scoreboard::context;
-use crate::tuners::{Ds2, Tuner};
+use crate::tuners::{Ds2, Ds2Knobs, Tuner};
 
 use super::*;
 
-/// Tuned DS2's runs on the training seeds as transitions: per stage, the residual move that
+/// DS2's runs (tuned per workload, or with default knobs) as transitions: per stage, the residual move that
 /// reproduces DS2's decision (or "keep" while DS2 waits), with Monte-Carlo returns as value
 /// targets.
 pub fn demonstrations(
@@ -23,7 +23,11 @@ pub fn demonstrations(
         for seed in 0..cfg.demonstration_runs as u64 {
             let cx = context(&w.workload);
             let mut env = SimEnv::new(&w.workload, w.params.clone(), 2_000_000 + seed);
-            let mut ds2 = Ds2::new(w.ds2);
+            let mut ds2 = Ds2::new(if cfg.imitate_tuned_ds2 {
+                w.ds2
+            } else {
+                Ds2Knobs::default()
+            });
             let mut history = History::default();
             let mut previous: Option<JobConfig> = None;
             let mut run: Vec<Transition> = Vec::new();

@@ -63,10 +63,14 @@ pub struct PpoConfig {
     pub randomise: f64,
     /// Seed of everything random in training.
     pub seed: u64,
-    /// Passes of imitation over tuned DS2's runs before PPO (0: start from scratch).
+    /// Passes of imitation over DS2's runs before PPO (0: start from scratch).
     pub imitation_epochs: usize,
-    /// Tuned DS2 runs per workload to imitate.
+    /// DS2 runs per workload to imitate.
     pub demonstration_runs: usize,
+    /// Imitate DS2 with each workload's tuned knobs (over-provisioning factors the policy
+    /// cannot see, so it learns a blanket "+1"), or with the default knobs (the residual
+    /// move 0, leaving PPO to find where more helps).
+    pub imitate_tuned_ds2: bool,
     /// Every this many iterations, score the greedy policy on the training seeds and keep the
     /// best (0: keep the last).
     pub select_every: usize,
@@ -93,6 +97,7 @@ impl Default for PpoConfig {
             seed: 7,
             imitation_epochs: 30,
             demonstration_runs: 8,
+            imitate_tuned_ds2: false,
             select_every: 10,
             random_start: 0.5,
         }
@@ -178,12 +183,15 @@ pub fn train(
     let started = Instant::now();
     let stats = feature_stats(workloads, &[0, 1])?;
     let device = Device::flex().autodiff();
+    // The initial weights come from the backend's generator: seed it, so a training seed
+    // names one policy.
+    device.seed(cfg.seed);
     let mut model = PolicyNet::new(&device);
     let mut optim = AdamConfig::new().init();
     let mut rng = SmallRng::seed_from_u64(cfg.seed);
     if cfg.imitation_epochs > 0 {
-        // Start from the tuned DS2 of each workload: the policy first learns to do what DS2
-        // does (residual move 0, or keep while DS2 waits), then PPO learns where to differ.
+        // Start from DS2: the policy first learns to do what DS2 does (the residual move 0, or
+        // keep while DS2 waits), then PPO learns where to differ.
         let demos = demonstrations(workloads, &stats, cfg)?;
         let imitation = PpoConfig {
             epochs: cfg.imitation_epochs,

@@ -1,0 +1,87 @@
+//! The shipped policy on the live engine: it raises a wait-bound bottleneck, lowers an
+//! over-provisioned stage and leaves a well-sized one alone — by its own moves, with no
+//! guardrail involved.
+
+use std::path::Path;
+
+use rheo_tuner::agent::guard::{Controls, GuardConfig};
+use rheo_tuner::agent::{Agent, Policy};
+use rheo_tuner::env::{EngineEnv, Environment};
+use rheo_tuner::scoreboard::context;
+use rheo_tuner::spec::Workload;
+use rheo_tuner::tuners::Tuner;
+
+#[test]
+fn the_shipped_policy_raises_a_bottleneck_lowers_an_idle_stage_and_leaves_a_fit_one() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let w = Workload::load(root.join("tests/data/live-three-stage.toml")).unwrap();
+    let (policy, _) = Policy::load(&root.join("../models/policy.ckpt")).unwrap();
+    let cx = context(&w);
+    let mut agent = Agent::new(
+        policy,
+        GuardConfig::default(),
+        Controls::default(),
+        "models/policy.ckpt",
+    );
+    let mut env = EngineEnv::start(&w, 1000).unwrap();
+    // The starting point: bottleneck at 1, idle stage at 6, fit stage at 2.
+    let first = env.observe().unwrap().unwrap();
+    let mut start = first.config.clone();
+    start.set_parallelism("lookup", 1);
+    start.set_parallelism("enrich", 6);
+    start.set_parallelism("format", 2);
+    env.apply(&start).unwrap();
+    let mut raised = None;
+    let mut lowered = None;
+    let mut log = Vec::new();
+    let mut settled = 0;
+    while let Some(snapshot) = env.observe().unwrap() {
+        // The agent takes over once the job has run a whole epoch in the starting
+        // configuration (the first one holds the drain into it).
+        if settled < 2 {
+            settled = if snapshot.config == start {
+                settled + 1
+            } else {
+                0
+            };
+            if settled < 2 {
+                continue;
+            }
+        }
+        let before = snapshot.config.clone();
+        let decision = agent.decide(&snapshot, &cx);
+        let p = |c: &rheo_engine::JobConfig, s: &str| c.parallelism(s).unwrap_or(1);
+        log.push(format!(
+            "epoch {}: {}→{} {}→{} {}→{} ({}; guardrail {})",
+            snapshot.epoch,
+            p(&before, "lookup"),
+            p(&decision.config, "lookup"),
+            p(&before, "enrich"),
+            p(&decision.config, "enrich"),
+            p(&before, "format"),
+            p(&decision.config, "format"),
+            decision.reason,
+            decision.detail["guardrail"]
+        ));
+        let by_policy = decision.detail["guardrail"].is_null();
+        if by_policy && p(&decision.config, "lookup") > p(&before, "lookup") {
+            raised.get_or_insert(snapshot.epoch);
+        }
+        if by_policy && p(&decision.config, "enrich") < p(&before, "enrich") {
+            lowered.get_or_insert(snapshot.epoch);
+        }
+        assert_eq!(
+            p(&decision.config, "format"),
+            2,
+            "the well-sized stage was changed:\n{}",
+            log.join("\n")
+        );
+        env.apply(&decision.config).unwrap();
+    }
+    let log = log.join("\n");
+    assert!(raised.is_some(), "the bottleneck was never raised:\n{log}");
+    assert!(
+        lowered.is_some(),
+        "the idle stage was never lowered:\n{log}"
+    );
+}

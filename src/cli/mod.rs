@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod calibrate;
+pub mod control;
 pub mod metrics;
 pub mod nexmark;
 pub mod scoreboard;

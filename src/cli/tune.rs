@@ -3,12 +3,15 @@
 
 use std::path::PathBuf;
 
+use super::control;
+
 use rheo::engine::MetricsSnapshot;
 use rheo::harness::tuning::EpochPrinter;
 use rheo::tuner::agent::checkpoint::{CheckpointHeader, save};
 use rheo::tuner::agent::guard::{Controls, GuardConfig};
 use rheo::tuner::agent::ppo::{PpoConfig, advantages, fine_tune};
 use rheo::tuner::agent::{Agent, Policy};
+use rheo::tuner::env::sim::initial_config;
 use rheo::tuner::env::{EngineEnv, Environment, SimEnv};
 use rheo::tuner::run::{EpochRecord, RunLog, run};
 use rheo::tuner::scoreboard::{Backend, context, sim_params};
@@ -69,6 +72,36 @@ pub struct Args {
     /// Agent: epochs without a change after each change.
     #[arg(long, default_value_t = GuardConfig::default().cooldown_epochs)]
     cooldown: usize,
+    /// Agent: keep a stage's parallelism within bounds (`stage=min..max`, repeatable).
+    #[arg(long, value_parser = parse_limit)]
+    limit: Vec<(String, (usize, usize))>,
+    /// Agent: most microseconds a decision may take; a slower one is dropped (no change).
+    #[arg(long, default_value_t = GuardConfig::default().decision_budget_us)]
+    decision_budget_us: u64,
+    /// Agent: read run-time controls from standard input, one per line: `budget N|off`,
+    /// `advisory on|off`, `fixed` (hand control back to the starting configuration), `agent`.
+    #[arg(long)]
+    control: bool,
+}
+
+fn parse_limit(s: &str) -> Result<(String, (usize, usize)), String> {
+    let (stage, range) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: expected stage=min..max"))?;
+    let (lo, hi) = range
+        .split_once("..")
+        .ok_or_else(|| format!("`{s}`: expected stage=min..max"))?;
+    let parse = |v: &str| {
+        v.parse::<usize>()
+            .ok()
+            .filter(|&v| v > 0)
+            .ok_or_else(|| format!("`{s}`: bounds must be positive integers"))
+    };
+    let (lo, hi) = (parse(lo)?, parse(hi)?);
+    if lo > hi {
+        return Err(format!("`{s}`: min is above max"));
+    }
+    Ok((stage.to_owned(), (lo, hi)))
 }
 
 fn parse_pin(s: &str) -> Result<(String, usize), String> {
@@ -135,6 +168,9 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     if args.learn && agent.is_none() {
         return Err("--learn: only the agent learns".into());
+    }
+    if args.control && agent.is_none() {
+        return Err("--control: only the agent takes run-time controls".into());
     }
     let tuner: &mut dyn Tuner = match (agent.as_mut(), other.as_mut()) {
         (Some(a), _) => a,
@@ -205,20 +241,30 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
 fn make_agent(args: &Args, workload: &Workload) -> Result<Agent, Box<dyn std::error::Error>> {
     let (policy, _) = Policy::load(&args.checkpoint)?;
-    for (stage, _) in &args.pin {
+    for (flag, stage) in args
+        .pin
+        .iter()
+        .map(|(s, _)| ("--pin", s))
+        .chain(args.limit.iter().map(|(s, _)| ("--limit", s)))
+    {
         if !workload.stage_names().contains(stage) {
-            return Err(format!("--pin {stage}: no such stage in {}", workload.name).into());
+            return Err(format!("{flag} {stage}: no such stage in {}", workload.name).into());
         }
     }
     let guard = GuardConfig {
         cooldown_epochs: args.cooldown,
         pins: args.pin.iter().cloned().collect(),
+        limits: args.limit.iter().cloned().collect(),
+        decision_budget_us: args.decision_budget_us,
         ..GuardConfig::default()
     };
     let controls = Controls::default();
     controls.set_advisory(args.advisory);
     if let Some(budget) = args.thread_budget {
         controls.set_thread_budget(budget);
+    }
+    if args.control {
+        control::spawn(controls.clone(), initial_config(workload))?;
     }
     Ok(Agent::new(
         policy,

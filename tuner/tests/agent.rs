@@ -428,3 +428,27 @@ fn ppo_learns_a_small_environment_to_ninety_percent_of_its_optimum() {
         "learned {learned} vs optimum {optimum} (random {random})"
     );
 }
+
+/// A decision that overruns its time budget is dropped: the configuration stays, and the run
+/// log says which guardrail acted.
+#[test]
+fn a_decision_over_its_budget_is_dropped() {
+    let w = workload();
+    let cx = context(&w);
+    let guard = GuardConfig {
+        decision_budget_us: 0,
+        ..GuardConfig::default()
+    };
+    let mut agent =
+        rheo_tuner::agent::Agent::new(Policy::untrained(), guard, Controls::default(), "slow");
+    let mut env = SimEnv::new(&w, SimParams::nominal(&w), 3);
+    let first = env.observe().unwrap().unwrap();
+    let decision = rheo_tuner::tuners::Tuner::decide(&mut agent, &first, &cx);
+    assert_eq!(decision.config, first.config);
+    assert_eq!(decision.detail["guardrail"], "decision budget");
+    assert!(
+        decision.reason.contains("over the budget of 0 µs"),
+        "{}",
+        decision.reason
+    );
+}

@@ -26,6 +26,9 @@ pub struct GuardConfig {
     pub pins: BTreeMap<String, usize>,
     /// Per-stage `(min, max)` parallelism tighter than the workload's.
     pub limits: BTreeMap<String, (usize, usize)>,
+    /// Most microseconds a decision may take (features, forward, masks, clamp); a slower one
+    /// is dropped and the configuration kept, so a stalled decision never lands late.
+    pub decision_budget_us: u64,
 }
 
 impl Default for GuardConfig {
@@ -35,6 +38,7 @@ impl Default for GuardConfig {
             rollback_drop: 0.2,
             pins: BTreeMap::new(),
             limits: BTreeMap::new(),
+            decision_budget_us: 1000,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! [`Agent`]: the policy as a [`Tuner`], behind its guardrails.
 
 use std::path::Path;
+use std::time::Instant;
 
 use burn::tensor::Device;
 use rand::rngs::SmallRng;
@@ -247,6 +248,7 @@ impl Tuner for Agent {
     }
 
     fn decide(&mut self, snapshot: &MetricsSnapshot, cx: &TuneContext) -> Decision {
+        let started = Instant::now();
         let changed = self
             .history
             .previous_config
@@ -331,6 +333,21 @@ impl Tuner for Agent {
             "reward": reward,
             "guardrail": if clamped.notes.is_empty() { serde_json::Value::Null } else { "bounds and budgets (clamp)".into() },
         });
+        let spent_us = started.elapsed().as_micros() as u64;
+        detail["decision_us"] = spent_us.into();
+        if spent_us > self.guard.decision_budget_us {
+            // A decision that overran its budget would land late: drop it (and, when learning,
+            // the transition that recorded it).
+            if let Some(learner) = self.learner.as_mut() {
+                learner.experience.pop();
+            }
+            detail["guardrail"] = "decision budget".into();
+            let reason = format!(
+                "decision took {spent_us} µs, over the budget of {} µs: dropped",
+                self.guard.decision_budget_us
+            );
+            return keep(reason, detail);
+        }
         let verdict = self.state.check(&self.guard, absorbed);
         let (config, reason, rollback) = match verdict {
             Verdict::Rollback(previous) => {

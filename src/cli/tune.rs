@@ -133,6 +133,7 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let params = sim_params(&args.workload, &workload)?;
     let cx = context(&workload);
     let mut agent: Option<Agent> = None;
+    let mut agent_header: Option<CheckpointHeader> = None;
     let mut other: Option<Box<dyn Tuner>> = None;
     match args.tuner.as_str() {
         "static" => other = Some(Box::new(Static)),
@@ -152,7 +153,8 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             ))))
         }
         "agent" => {
-            let built = make_agent(&args, &workload)?;
+            let (built, header) = make_agent(&args, &workload)?;
+            agent_header = Some(header);
             agent = Some(if args.learn {
                 built.learning(args.seed)
             } else {
@@ -206,7 +208,7 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         result.objective,
         result.epochs.len()
     );
-    if let (true, Some(agent)) = (args.learn, agent.as_mut()) {
+    if let (true, Some(agent), Some(original)) = (args.learn, agent.as_mut(), agent_header) {
         let save_to = args
             .save
             .clone()
@@ -215,7 +217,6 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let cfg = PpoConfig::default();
         advantages(&mut experience, cfg.gamma, cfg.lambda);
         let (net, losses) = fine_tune(&policy.net, &experience, &cfg)?;
-        let (_, original) = Policy::load(&args.checkpoint)?;
         let command = std::env::args().collect::<Vec<_>>().join(" ");
         let mut header = CheckpointHeader::new(
             policy.stats.clone(),
@@ -223,7 +224,7 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             command,
             original.training_s,
         );
-        header.workloads = original.workloads.clone();
+        header.workloads = original.workloads;
         header
             .workloads
             .push(format!("{} (online, {})", workload.name, result.backend));
@@ -239,8 +240,12 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn make_agent(args: &Args, workload: &Workload) -> Result<Agent, Box<dyn std::error::Error>> {
-    let (policy, _) = Policy::load(&args.checkpoint)?;
+/// The agent `args` ask for, and its checkpoint's header.
+fn make_agent(
+    args: &Args,
+    workload: &Workload,
+) -> Result<(Agent, CheckpointHeader), Box<dyn std::error::Error>> {
+    let (policy, header) = Policy::load(&args.checkpoint)?;
     for (flag, stage) in args
         .pin
         .iter()
@@ -266,10 +271,11 @@ fn make_agent(args: &Args, workload: &Workload) -> Result<Agent, Box<dyn std::er
     if args.control {
         control::spawn(controls.clone(), initial_config(workload))?;
     }
-    Ok(Agent::new(
+    let agent = Agent::new(
         policy,
         guard,
         controls,
         &args.checkpoint.display().to_string(),
-    ))
+    );
+    Ok((agent, header))
 }

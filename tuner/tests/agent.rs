@@ -38,6 +38,15 @@ fn workload() -> Workload {
     .unwrap()
 }
 
+/// `w` as the only training workload, DS2 at its default knobs.
+fn training_alone(w: &Workload, params: &SimParams) -> Vec<TrainingWorkload> {
+    vec![TrainingWorkload {
+        workload: w.clone(),
+        params: params.clone(),
+        ds2: Ds2Knobs::default(),
+    }]
+}
+
 #[test]
 fn a_checkpoint_round_trip_keeps_the_policy() {
     let device = Device::flex();
@@ -204,11 +213,7 @@ fn a_short_ppo_run_trains_a_policy_that_runs_as_a_tuner() {
         demonstration_runs: 1,
         ..PpoConfig::default()
     };
-    let workloads = vec![TrainingWorkload {
-        workload: w.clone(),
-        params: params.clone(),
-        ds2: Ds2Knobs::default(),
-    }];
+    let workloads = training_alone(&w, &params);
     let mut seen = 0;
     let trained = train(&workloads, &cfg, |_| seen += 1).unwrap();
     assert_eq!(seen, 3);
@@ -395,20 +400,11 @@ fn ppo_learns_a_small_environment_to_ninety_percent_of_its_optimum() {
         seed: 5,
         ..PpoConfig::default()
     };
-    let workloads = vec![TrainingWorkload {
-        workload: w.clone(),
-        params: params.clone(),
-        ds2: Ds2Knobs::default(),
-    }];
+    let workloads = training_alone(&w, &params);
     let trained = train(&workloads, &cfg, |_| {}).unwrap();
     let (kept, _) = trained.selected.unwrap();
     assert!(kept > 0, "the kept policy is a trained one");
-    let policy = Policy {
-        net: trained.net,
-        stats: trained.stats,
-        device: Device::flex(),
-        checksum: None,
-    };
+    let policy = Policy::new(trained.net, trained.stats);
     let learned = mean_objective(&w, &params, &seeds, || {
         Box::new(rheo_tuner::agent::Agent::new(
             policy.clone(),

@@ -129,22 +129,31 @@ pub fn load(
     path: &Path,
     device: &Device,
 ) -> Result<(CheckpointHeader, PolicyNet), CheckpointError> {
+    load_with_checksum(path, device).map(|(header, net, _)| (header, net))
+}
+
+/// Like [`load`], also returning the CRC-32 the file ends with (checked before Burn sees the
+/// weights), which names the checkpoint in run logs.
+pub fn load_with_checksum(
+    path: &Path,
+    device: &Device,
+) -> Result<(CheckpointHeader, PolicyNet, u32), CheckpointError> {
     let fail = |reason: String| CheckpointError {
         path: path.to_owned(),
         reason,
     };
     let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-    let (header, weights) = parse(&bytes).map_err(fail)?;
+    let (header, weights, crc) = parse(&bytes).map_err(fail)?;
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec()))
         .map_err(|e| fail(format!("weights: {e:?}")))?;
     let net = PolicyNet::new(device)
         .try_load_record(record)
         .map_err(|e| fail(format!("weights do not fit the network: {e:?}")))?;
-    Ok((header, net))
+    Ok((header, net, crc))
 }
 
-/// Splits and checks a checkpoint's bytes.
-fn parse(bytes: &[u8]) -> Result<(CheckpointHeader, &[u8]), String> {
+/// Splits and checks a checkpoint's bytes: the header, the weights and the stored CRC-32.
+fn parse(bytes: &[u8]) -> Result<(CheckpointHeader, &[u8], u32), String> {
     if bytes.len() < 8 || &bytes[..8] != MAGIC {
         return Err("not a rheo checkpoint (bad magic)".into());
     }
@@ -196,5 +205,5 @@ fn parse(bytes: &[u8]) -> Result<(CheckpointHeader, &[u8]), String> {
     {
         return Err("feature statistics have the wrong length".into());
     }
-    Ok((header, weights))
+    Ok((header, weights, stored))
 }

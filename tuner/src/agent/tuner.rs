@@ -10,7 +10,7 @@ use rheo_engine::{JobConfig, MetricsSnapshot};
 use serde::Serialize;
 
 use super::actions::{StageAction, masks, proposal};
-use super::checkpoint::{CheckpointError, CheckpointHeader, load};
+use super::checkpoint::{CheckpointError, CheckpointHeader, load_with_checksum};
 use super::features::{FEATURE_NAMES, FEATURES, FeatureStats, History, Observation, observe};
 use super::guard::{Controls, GuardConfig, GuardState, Verdict, effective_bounds};
 use super::policy::{
@@ -57,32 +57,33 @@ impl Policy {
     /// Loads a checkpoint onto the CPU.
     pub fn load(path: &Path) -> Result<(Policy, CheckpointHeader), CheckpointError> {
         let device = Device::flex();
-        let (header, net) = load(path, &device)?;
-        let checksum = std::fs::read(path).ok().and_then(|bytes| {
-            let tail: [u8; 4] = bytes.get(bytes.len().checked_sub(4)?..)?.try_into().ok()?;
-            Some(u32::from_le_bytes(tail))
-        });
+        let (header, net, checksum) = load_with_checksum(path, &device)?;
         Ok((
             Policy {
                 net,
                 stats: header.stats.clone(),
                 device,
-                checksum,
+                checksum: Some(checksum),
             },
             header,
         ))
     }
 
+    /// A network (trained, not yet saved) with the statistics its inputs are normalised by,
+    /// on the CPU.
+    pub fn new(net: PolicyNet, stats: FeatureStats) -> Policy {
+        Policy {
+            net,
+            stats,
+            device: Device::flex(),
+            checksum: None,
+        }
+    }
+
     /// A freshly initialised network on the CPU with empty statistics (for tests and
     /// benchmarks of the decision path before a policy is trained).
     pub fn untrained() -> Policy {
-        let device = Device::flex();
-        Policy {
-            net: PolicyNet::new(&device),
-            stats: FeatureStats::default(),
-            device,
-            checksum: None,
-        }
+        Policy::new(PolicyNet::new(&Device::flex()), FeatureStats::default())
     }
 
     /// The rows of `obs` normalised, and the network's outputs for them.

@@ -16,12 +16,13 @@ use rand::{Rng, SeedableRng};
 use rheo_engine::JobConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::action::clamp;
+use crate::action::{Bounds, clamp};
 use crate::agent::actions::StageAction;
 use crate::agent::features::{FEATURES, FeatureStats, History};
 use crate::agent::guard::{Controls, GuardConfig};
 use crate::agent::policy::{BUFFER_ACTIONS, PARALLELISM_ACTIONS, PolicyNet};
 use crate::agent::{Agent, Policy};
+use crate::env::sim::initial_config;
 use crate::env::{EnvError, SimEnv, SimParams};
 use crate::run::run;
 use crate::scoreboard::context;
@@ -223,13 +224,14 @@ pub fn train(
                 // Training seeds live far from the evaluation seeds (1000–1004).
                 let seed = 1_000_000 + rng.random_range(0..1_000_000u64);
                 let params = randomised(&w.params, cfg.randomise, &mut rng);
+                let cx = context(&w.workload);
                 let mut env = SimEnv::new(&w.workload, params, seed);
                 if rng.random_bool(cfg.random_start.clamp(0.0, 1.0)) {
-                    env = env.starting_from(random_start(&w.workload, &mut rng));
+                    env = env.starting_from(random_start(&w.workload, &cx.bounds, &mut rng));
                 }
                 episodes.push(Episode {
                     env,
-                    cx: context(&w.workload),
+                    cx,
                     history: History::default(),
                     previous: None,
                     rng: SmallRng::seed_from_u64(seed),
@@ -294,16 +296,15 @@ pub fn train(
 /// A configuration of `workload` with each stage's parallelism drawn from 1 to twice what the
 /// workload's thread budget would give every stage evenly (within the stage's bounds), then
 /// brought within the budget.
-fn random_start(workload: &Workload, rng: &mut SmallRng) -> JobConfig {
-    let cx = context(workload);
-    let initial = crate::env::sim::initial_config(workload);
-    let even = (cx.bounds.max_threads / cx.bounds.stages.len().max(1)).max(1);
+fn random_start(workload: &Workload, bounds: &Bounds, rng: &mut SmallRng) -> JobConfig {
+    let initial = initial_config(workload);
+    let even = (bounds.max_threads / bounds.stages.len().max(1)).max(1);
     let mut proposed = initial.clone();
-    for (name, min, max) in &cx.bounds.stages {
+    for (name, min, max) in &bounds.stages {
         let hi = (2 * even).clamp(*min, *max);
         proposed.set_parallelism(name, rng.random_range(*min..=hi));
     }
-    clamp(&initial, &proposed, &cx.bounds).config
+    clamp(&initial, &proposed, bounds).config
 }
 
 /// Seeds the greedy policy is scored on for model selection (the scoreboard's training seeds).
@@ -333,12 +334,7 @@ fn selection_score(
     workloads: &[TrainingWorkload],
     baseline: &[f64],
 ) -> Result<f64, EnvError> {
-    let policy = Policy {
-        net: net.clone(),
-        stats: stats.clone(),
-        device: Device::flex(),
-        checksum: None,
-    };
+    let policy = Policy::new(net.clone(), stats.clone());
     let mut sum = 0.0;
     let mut shortfall = 0.0;
     for (w, ds2) in workloads.iter().zip(baseline) {

@@ -180,12 +180,7 @@ impl Model {
         full_batches: bool,
     ) -> StageModel {
         let w = &self.workload;
-        let par = |name: &str| {
-            config
-                .parallelism(name)
-                .unwrap_or(w.initial.parallelism)
-                .max(1)
-        };
+        let par = |name: &str| self.parallelism(config, name);
         let n = w.stages.len();
         let mut model = StageModel {
             mu: Vec::with_capacity(n),
@@ -272,6 +267,15 @@ impl Model {
         model
     }
 
+    /// Workers of `stage` under `config` (the workload's starting parallelism where the
+    /// configuration does not say), at least one.
+    fn parallelism(&self, config: &JobConfig, stage: &str) -> usize {
+        config
+            .parallelism(stage)
+            .unwrap_or(self.workload.initial.parallelism)
+            .max(1)
+    }
+
     /// Runs one epoch of `epoch_s` seconds with `config`, `offered` new events, and the backlog
     /// and queued events of `state`; `noise` multiplies each stage's service rate.
     pub fn epoch(
@@ -338,10 +342,7 @@ impl Model {
         out.pause_s = pause_s;
         let rate = state.queued / self.workload.epoch_s;
         for (i, s) in self.workload.stages.iter().enumerate() {
-            let p = config
-                .parallelism(&s.name)
-                .unwrap_or(self.workload.initial.parallelism)
-                .max(1) as f64;
+            let p = self.parallelism(config, &s.name) as f64;
             out.busy[i] = (rate * out.gain[i] / (out.mu[i] * p).max(1e-9)).min(1.0);
             out.waiting[i] = (0.0, 1.0 - out.busy[i]);
         }
@@ -360,12 +361,7 @@ impl Model {
         self.noise.extend_from_slice(noise);
         let w = &self.workload;
         let e = w.epoch_s * span;
-        let par = |name: &str| {
-            config
-                .parallelism(name)
-                .unwrap_or(w.initial.parallelism)
-                .max(1)
-        };
+        let par = |name: &str| self.parallelism(config, name);
         let edge = |name: String| {
             config.edges.get(&name).copied().unwrap_or(EdgeConfig {
                 capacity: w.initial.buffer,

@@ -225,7 +225,9 @@ impl<T: Data> Stream<T> {
 
     pub(super) fn single_stage(&self, what: &'static str) -> Option<usize> {
         match self.ports.as_slice() {
-            [port] if port.view.is_none() => Some(port.stage),
+            // A view (a window's results, one side of an `Either`) is still one stage's
+            // output: its stage properties are that stage's.
+            [port] => Some(port.stage),
             _ => {
                 self.graph
                     .borrow_mut()

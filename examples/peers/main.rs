@@ -1,0 +1,236 @@
+//! rheo side by side with timely-dataflow, a hand-written thread pipeline and a single loop,
+//! on the same generated input, pinned to the same cores.
+//!
+//! ```text
+//! cargo run --release --example peers -- [--events 10000000] [--cores 1,2] [--json OUT]
+//! ```
+//!
+//! For each core count the process pins itself (as `taskset -c 0`, then `-c 0,1`; threads
+//! started later inherit the mask), then for each workload runs every system once to check
+//! its answer against the single loop's, then `--repeat` timed runs, and reports the median by
+//! CPU time. CPU time is the whole process's (`CLOCK_PROCESS_CPUTIME_ID`), so it counts every
+//! thread a system starts; input generation happens once, before any timing.
+
+mod systems;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use rheo::engine::metrics::process_cpu_ns;
+use serde::Serialize;
+use systems::{Input, System, Workload};
+
+// The rheo binary's allocator, for every system alike.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(about = "rheo vs timely-dataflow vs hand-written threads vs a single loop")]
+struct Args {
+    /// Events per run.
+    #[arg(long, default_value_t = 10_000_000)]
+    events: usize,
+    /// Core counts to pin to (cores 0..n each).
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    cores: Vec<usize>,
+    /// Timed runs per (system, workload, cores); the median by CPU time is reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Workloads to run (default: all): word-count, map-filter, window-count.
+    #[arg(long, value_delimiter = ',')]
+    workload: Vec<String>,
+    /// Writes the rows as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Seed of the generated input.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+/// One measured (workload, system, cores).
+#[derive(Debug, Clone, Serialize)]
+struct Row {
+    workload: &'static str,
+    system: &'static str,
+    cores: usize,
+    events: usize,
+    wall_s: f64,
+    cpu_s: f64,
+    events_per_cpu_s: f64,
+    events_per_wall_s: f64,
+    /// This system's events per CPU-second ÷ rheo's, same workload and cores.
+    ratio_to_rheo: f64,
+    /// This system's events per wall-second ÷ rheo's.
+    wall_ratio_to_rheo: f64,
+    config: String,
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("peers: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let workloads = if args.workload.is_empty() {
+        Workload::ALL.to_vec()
+    } else {
+        args.workload
+            .iter()
+            .map(|w| Workload::parse(w).ok_or_else(|| format!("--workload: unknown workload {w:?}")))
+            .collect::<Result<_, _>>()?
+    };
+    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some(&c) = args.cores.iter().find(|&&c| c == 0 || c > available) {
+        return Err(format!("--cores: {c} is not between 1 and the {available} cores here").into());
+    }
+    eprintln!("generating {} events (seed {})", args.events, args.seed);
+    let input = Input::generate(args.events, args.seed);
+    let runs = args.cores.len() * workloads.len() * System::ALL.len() * (1 + args.repeat.max(1));
+    let bar = ProgressBar::new(runs as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+            .map_err(|e| e.to_string())?,
+    );
+    let mut rows = Vec::new();
+    for &cores in &args.cores {
+        pin_to_first(cores)?;
+        for &workload in &workloads {
+            let expected = System::SingleLoop.run(workload, &input, 1)?;
+            let mut measured = Vec::new();
+            for system in System::ALL {
+                bar.set_message(format!("{} {} ×{cores}", workload.name(), system.name()));
+                // The check run: also warms caches and the allocator.
+                check(system, workload, &input, cores, expected)?;
+                bar.inc(1);
+                let mut samples = Vec::new();
+                for _ in 0..args.repeat.max(1) {
+                    let (cpu_ns0, wall0) = (process_cpu_ns(), Instant::now());
+                    let answer = system.run(workload, &input, cores)?;
+                    let (wall_s, cpu_s) = (
+                        wall0.elapsed().as_secs_f64(),
+                        process_cpu_ns().saturating_sub(cpu_ns0) as f64 / 1e9,
+                    );
+                    if answer != expected {
+                        return Err(mismatch(system, workload, cores, answer, expected).into());
+                    }
+                    samples.push((cpu_s, wall_s));
+                    bar.inc(1);
+                }
+                samples.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let (cpu_s, wall_s) = samples[samples.len() / 2];
+                measured.push((system, cpu_s, wall_s));
+            }
+            let (_, rheo_cpu, rheo_wall) = measured[0];
+            let n = args.events as f64;
+            for (system, cpu_s, wall_s) in measured {
+                rows.push(Row {
+                    workload: workload.name(),
+                    system: system.name(),
+                    cores,
+                    events: args.events,
+                    wall_s,
+                    cpu_s,
+                    events_per_cpu_s: n / cpu_s,
+                    events_per_wall_s: n / wall_s,
+                    ratio_to_rheo: rheo_cpu / cpu_s,
+                    wall_ratio_to_rheo: rheo_wall / wall_s,
+                    config: system.config(workload, cores),
+                });
+            }
+        }
+    }
+    bar.finish_and_clear();
+    print_table(&rows);
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&rows)?;
+        std::fs::write(path, json + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn check(
+    system: System,
+    workload: Workload,
+    input: &Input,
+    cores: usize,
+    expected: systems::Answer,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let answer = system.run(workload, input, cores)?;
+    if answer == expected {
+        Ok(())
+    } else {
+        Err(mismatch(system, workload, cores, answer, expected).into())
+    }
+}
+
+fn mismatch(
+    system: System,
+    workload: Workload,
+    cores: usize,
+    got: systems::Answer,
+    expected: systems::Answer,
+) -> String {
+    format!(
+        "{} on {} at {cores} core(s): {} records, checksum {:#x}; the single loop: {} records, \
+         checksum {:#x}",
+        system.name(),
+        workload.name(),
+        got.0,
+        got.1,
+        expected.0,
+        expected.1
+    )
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "{:<13} {:<12} {:>5} {:>10} {:>10} {:>8} {:>8}",
+        "workload", "system", "cores", "M ev/cpu-s", "M ev/wall-s", "cpu ×", "wall ×"
+    );
+    for r in rows {
+        println!(
+            "{:<13} {:<12} {:>5} {:>10.1} {:>10.1} {:>8.2} {:>8.2}",
+            r.workload,
+            r.system,
+            r.cores,
+            r.events_per_cpu_s / 1e6,
+            r.events_per_wall_s / 1e6,
+            r.ratio_to_rheo,
+            r.wall_ratio_to_rheo
+        );
+    }
+    println!("(×: the system's events per second ÷ rheo's, same workload and cores)");
+}
+
+/// Pins this thread, and every thread it starts from now on, to cores `0..cores`.
+fn pin_to_first(cores: usize) -> Result<(), String> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `set` is a plain bitmask initialised by CPU_ZERO before use, and
+        // sched_setaffinity only reads it.
+        let status = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_ZERO(&mut set);
+            for core in 0..cores {
+                libc::CPU_SET(core, &mut set);
+            }
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+        };
+        if status != 0 {
+            return Err(format!(
+                "pinning to cores 0..{cores}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cores;
+    Ok(())
+}

@@ -42,6 +42,7 @@ impl Stamp {
         self.min > self.max
     }
 
+    #[inline]
     pub fn merge(&mut self, other: Stamp) {
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);

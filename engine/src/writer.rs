@@ -253,6 +253,8 @@ struct HashWriter<T, I, C, H> {
     pending: usize,
     since: Option<u64>,
     groups: u16,
+    /// The target worker of each key group (a division per record otherwise).
+    owner: Vec<u32>,
     convert: C,
     hash: H,
     _t: PhantomData<fn(T)>,
@@ -266,11 +268,10 @@ impl<T, I, C: Fn(T) -> I, H: Fn(&T) -> u64> HashWriter<T, I, C, H> {
         now: u64,
         io: &mut IoCx,
     ) -> Result<(), Stopped> {
-        let p = self.bufs.len();
         let batch = self.targets.batch_size;
         for rec in records {
             let group = key_group((self.hash)(&rec), self.groups);
-            let target = worker_for_key_group(group, self.groups, p);
+            let target = self.owner[group as usize] as usize;
             if self.pending == 0 {
                 self.since.get_or_insert(now);
             }
@@ -385,6 +386,9 @@ where
             pending: 0,
             since: None,
             groups,
+            owner: (0..groups)
+                .map(|g| worker_for_key_group(g, groups, p_to) as u32)
+                .collect(),
             convert,
             hash,
             _t: PhantomData,

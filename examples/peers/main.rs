@@ -41,6 +41,10 @@ struct Args {
     /// Workloads to run (default: all): word-count, map-filter, window-count.
     #[arg(long, value_delimiter = ',')]
     workload: Vec<String>,
+    /// Systems to run besides rheo (default: all): timely, threads, single-loop. rheo always
+    /// runs (the ratios are to it); the single loop always computes the expected answer.
+    #[arg(long, value_delimiter = ',')]
+    system: Vec<String>,
     /// Writes the rows as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -86,13 +90,22 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .map(|w| Workload::parse(w).ok_or_else(|| format!("--workload: unknown workload {w:?}")))
             .collect::<Result<_, _>>()?
     };
+    let systems: Vec<System> = System::ALL
+        .into_iter()
+        .filter(|s| {
+            *s == System::Rheo || args.system.is_empty() || args.system.iter().any(|n| n == s.name())
+        })
+        .collect();
+    if let Some(unknown) = args.system.iter().find(|n| System::ALL.iter().all(|s| s.name() != *n)) {
+        return Err(format!("--system: unknown system {unknown:?}").into());
+    }
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
     if let Some(&c) = args.cores.iter().find(|&&c| c == 0 || c > available) {
         return Err(format!("--cores: {c} is not between 1 and the {available} cores here").into());
     }
     eprintln!("generating {} events (seed {})", args.events, args.seed);
     let input = Input::generate(args.events, args.seed);
-    let runs = args.cores.len() * workloads.len() * System::ALL.len() * (1 + args.repeat.max(1));
+    let runs = args.cores.len() * workloads.len() * systems.len() * (1 + args.repeat.max(1));
     let bar = ProgressBar::new(runs as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
             .map_err(|e| e.to_string())?,
@@ -103,7 +116,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         for &workload in &workloads {
             let expected = System::SingleLoop.run(workload, &input, 1)?;
             let mut measured = Vec::new();
-            for system in System::ALL {
+            for &system in &systems {
                 bar.set_message(format!("{} {} ×{cores}", workload.name(), system.name()));
                 // The check run: also warms caches and the allocator.
                 check(system, workload, &input, cores, expected)?;

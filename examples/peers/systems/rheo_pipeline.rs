@@ -73,15 +73,15 @@ pub fn run(workload: Workload, input: &Input, cores: usize) -> Result<Answer, Ru
 }
 
 /// Reads one worker's blocks of the shared input.
-struct Blocks<T> {
+struct Blocks<F> {
     keys: Arc<Vec<u64>>,
     ranges: Box<dyn Iterator<Item = std::ops::Range<usize>> + Send>,
     current: std::ops::Range<usize>,
-    make: fn(usize, u64) -> T,
+    make: F,
 }
 
-impl<T> Blocks<T> {
-    fn new(keys: &Arc<Vec<u64>>, worker: usize, workers: usize, make: fn(usize, u64) -> T) -> Self {
+impl<F> Blocks<F> {
+    fn new(keys: &Arc<Vec<u64>>, worker: usize, workers: usize, make: F) -> Self {
         Blocks {
             keys: keys.clone(),
             ranges: Box::new(input::blocks(keys.len(), worker, workers)),
@@ -91,7 +91,7 @@ impl<T> Blocks<T> {
     }
 }
 
-impl<T: Data> Source for Blocks<T> {
+impl<T: Data, F: Fn(usize, u64) -> T + Send + 'static> Source for Blocks<F> {
     type Out = T;
     fn poll(&mut self, out: &mut Vec<T>, max: usize, _: &mut SourceContext) -> SourceStatus {
         if self.current.is_empty() {
@@ -101,8 +101,8 @@ impl<T: Data> Source for Blocks<T> {
             }
         }
         let end = self.current.end.min(self.current.start + max.max(1));
-        let make = self.make;
-        out.extend((self.current.start..end).map(|i| make(i, self.keys[i])));
+        let (keys, make) = (&self.keys[..], &self.make);
+        out.extend((self.current.start..end).map(|i| make(i, keys[i])));
         self.current.start = end;
         SourceStatus::Ready
     }

@@ -24,6 +24,7 @@ use rheo_engine::operator::{Context, Data, Emitter, Operator};
 use rheo_engine::state::{KeyedState, Timers};
 use rheo_engine::{Either, KeyedStream, Stream, Timestamp};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 pub use session::session;
 pub use tumbling::tumbling;
 
@@ -163,7 +164,11 @@ pub(super) struct Arrival<'r, K, T> {
 }
 
 /// The state of a window stage: open panes per key, and their timers.
-type WindowState<K, Acc> = (KeyedState<K, Vec<Pane<Acc>>>, Timers<K>);
+type WindowState<K, Acc> = (KeyedState<K, Panes<Acc>>, Timers<K>);
+
+/// A key's open panes, in start order. Almost always one (a tumbling window, in-order input),
+/// kept inline in the key's state entry: a record then costs one lookup and no allocation.
+type Panes<Acc> = SmallVec<[Pane<Acc>; 1]>;
 
 /// The operator behind [`Windowed::aggregate`].
 pub struct WindowOperator<T, K, KF, TS, A> {
@@ -221,7 +226,7 @@ where
                 continue;
             }
             accepted = true;
-            let key_panes = panes.get_or_insert_with(key.clone(), Vec::new);
+            let key_panes = panes.get_or_insert_with(key.clone(), Panes::new);
             let at = key_panes.partition_point(|p| p.start < start);
             if key_panes.get(at).is_none_or(|p| p.start != start) {
                 key_panes.insert(

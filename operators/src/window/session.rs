@@ -5,7 +5,7 @@ use std::hash::Hash;
 use rheo_engine::operator::Emitter;
 use rheo_engine::{Either, Timestamp};
 
-use super::{Arrival, Pane, Window, WindowResult, WindowState, fire};
+use super::{Arrival, Pane, Panes, Window, WindowResult, WindowState, fire};
 use crate::aggregate::Aggregator;
 
 /// A key's session lasts while its records are less than `gap` apart: each record opens the
@@ -59,7 +59,7 @@ where
     } = arrival;
     let (panes, timers) = state;
     let (mut start, mut end) = (ts, ts.saturating_add(gap));
-    let key_panes = panes.get_or_insert_with(key.clone(), Vec::new);
+    let key_panes = panes.get_or_insert_with(key.clone(), Panes::new);
     let overlaps =
         |p: &Pane<A::Acc>, start: Timestamp, end: Timestamp| p.start < end && start < p.end;
     for p in key_panes
@@ -76,7 +76,7 @@ where
         return false;
     }
     let mut acc = agg.init();
-    let mut kept = Vec::with_capacity(key_panes.len());
+    let mut kept = Panes::with_capacity(key_panes.len());
     for p in key_panes.drain(..) {
         if overlaps(&p, start, end) {
             agg.merge(&mut acc, p.acc);

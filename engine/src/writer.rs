@@ -90,17 +90,21 @@ impl<T, I, C: Fn(T) -> I> SingleWriter<T, I, C> {
 
     fn push_all(
         &mut self,
-        records: impl Iterator<Item = T>,
+        mut records: impl ExactSizeIterator<Item = T>,
         stamp: Stamp,
         now: u64,
         io: &mut IoCx,
     ) -> Result<(), Stopped> {
-        let batch = self.targets.batch_size;
-        for rec in records {
+        let batch = self.targets.batch_size.max(1);
+        // A batch's worth at a time: `extend` from an exact-size iterator reserves once and
+        // copies without a capacity check per record.
+        while records.len() > 0 {
             if self.buf.is_empty() {
                 self.since.get_or_insert(now);
             }
-            self.buf.push((self.convert)(rec));
+            let room = batch.saturating_sub(self.buf.len()).max(1);
+            self.buf
+                .extend(records.by_ref().take(room).map(&self.convert));
             if self.buf.len() >= batch {
                 self.stamp.merge(stamp);
                 self.send_buf(io)?;
@@ -179,17 +183,20 @@ impl<T, I: Clone, C: Fn(T) -> I> BroadcastWriter<T, I, C> {
 
     fn push_all(
         &mut self,
-        records: impl Iterator<Item = T>,
+        mut records: impl ExactSizeIterator<Item = T>,
         stamp: Stamp,
         now: u64,
         io: &mut IoCx,
     ) -> Result<(), Stopped> {
-        for rec in records {
+        let batch = self.targets.batch_size.max(1);
+        while records.len() > 0 {
             if self.buf.is_empty() {
                 self.since.get_or_insert(now);
             }
-            self.buf.push((self.convert)(rec));
-            if self.buf.len() >= self.targets.batch_size {
+            let room = batch.saturating_sub(self.buf.len()).max(1);
+            self.buf
+                .extend(records.by_ref().take(room).map(&self.convert));
+            if self.buf.len() >= batch {
                 self.stamp.merge(stamp);
                 self.send_buf(io)?;
             }

@@ -53,10 +53,7 @@ impl<T: Data, F: Fn(&T) -> bool + Send + Sync + 'static> Operator for FilterOper
     type State = ();
 
     fn on_batch(&mut self, batch: &mut Vec<T>, cx: &mut Context<'_, T, ()>) {
-        for x in batch.drain(..) {
-            if (self.keep)(&x) {
-                cx.emit(x);
-            }
-        }
+        batch.retain(|x| (self.keep)(x));
+        cx.emit_all(batch.drain(..));
     }
 }

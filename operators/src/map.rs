@@ -53,8 +53,7 @@ impl<T: Data, U: Data, F: Fn(T) -> U + Send + Sync + 'static> Operator for MapOp
     type State = ();
 
     fn on_batch(&mut self, batch: &mut Vec<T>, cx: &mut Context<'_, U, ()>) {
-        for x in batch.drain(..) {
-            cx.emit((self.f)(x));
-        }
+        let f = &*self.f;
+        cx.emit_all(batch.drain(..).map(f));
     }
 }

@@ -7,8 +7,8 @@
 //!
 //! For each core count the process pins itself (as `taskset -c 0`, then `-c 0,1`; threads
 //! started later inherit the mask), then for each workload runs every system once to check
-//! its answer against the single loop's, then `--repeat` timed runs, and reports the median by
-//! CPU time. CPU time is the whole process's (`CLOCK_PROCESS_CPUTIME_ID`), so it counts every
+//! its answer against the single loop's, then `--repeat` rounds of timed runs (one run of each
+//! system per round, every answer checked), and reports each system's median by CPU time. CPU time is the whole process's (`CLOCK_PROCESS_CPUTIME_ID`), so it counts every
 //! thread a system starts; input generation happens once, before any timing.
 
 mod systems;
@@ -115,14 +115,18 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         pin_to_first(cores)?;
         for &workload in &workloads {
             let expected = System::SingleLoop.run(workload, &input, 1)?;
-            let mut measured = Vec::new();
             for &system in &systems {
-                bar.set_message(format!("{} {} ×{cores}", workload.name(), system.name()));
+                bar.set_message(format!("{} {} ×{cores} (check)", workload.name(), system.name()));
                 // The check run: also warms caches and the allocator.
                 check(system, workload, &input, cores, expected)?;
                 bar.inc(1);
-                let mut samples = Vec::new();
-                for _ in 0..args.repeat.max(1) {
+            }
+            // Round-robin over the systems, so a noisy moment on a shared machine falls on all
+            // of them rather than on one.
+            let mut samples = vec![Vec::new(); systems.len()];
+            for _ in 0..args.repeat.max(1) {
+                for (i, &system) in systems.iter().enumerate() {
+                    bar.set_message(format!("{} {} ×{cores}", workload.name(), system.name()));
                     let (cpu_ns0, wall0) = (process_cpu_ns(), Instant::now());
                     let answer = system.run(workload, &input, cores)?;
                     let (wall_s, cpu_s) = (
@@ -132,13 +136,19 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     if answer != expected {
                         return Err(mismatch(system, workload, cores, answer, expected).into());
                     }
-                    samples.push((cpu_s, wall_s));
+                    samples[i].push((cpu_s, wall_s));
                     bar.inc(1);
                 }
-                samples.sort_by(|a, b| a.0.total_cmp(&b.0));
-                let (cpu_s, wall_s) = samples[samples.len() / 2];
-                measured.push((system, cpu_s, wall_s));
             }
+            let measured: Vec<(System, f64, f64)> = systems
+                .iter()
+                .zip(&mut samples)
+                .map(|(&system, runs)| {
+                    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    let (cpu_s, wall_s) = runs[runs.len() / 2];
+                    (system, cpu_s, wall_s)
+                })
+                .collect();
             let (_, rheo_cpu, rheo_wall) = measured[0];
             let n = args.events as f64;
             for (system, cpu_s, wall_s) in measured {

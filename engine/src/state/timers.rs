@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::ops::Range;
 
+use rustc_hash::FxHashSet;
+
 use super::{StageState, owned_slot};
 use crate::channel::Timestamp;
 
@@ -24,7 +26,9 @@ use crate::channel::Timestamp;
 /// ```
 #[derive(Debug)]
 pub struct Timers<K> {
-    groups: Vec<BTreeMap<Timestamp, Vec<K>>>,
+    // A set per time: a window stage registers one timer per key per window, often all at the
+    // same time, and a Vec's duplicate check made that quadratic.
+    groups: Vec<BTreeMap<Timestamp, FxHashSet<K>>>,
     range: Range<u16>,
     total: u16,
     len: usize,
@@ -35,9 +39,7 @@ impl<K: Hash + Eq + Clone> Timers<K> {
     /// (key, time) twice keeps one timer.
     pub fn register(&mut self, key: K, time: Timestamp) {
         let slot = owned_slot(&key, &self.range, self.total);
-        let keys = self.groups[slot].entry(time).or_default();
-        if !keys.contains(&key) {
-            keys.push(key);
+        if self.groups[slot].entry(time).or_default().insert(key) {
             self.len += 1;
         }
     }
@@ -46,9 +48,8 @@ impl<K: Hash + Eq + Clone> Timers<K> {
     pub fn cancel(&mut self, key: &K, time: Timestamp) {
         let slot = owned_slot(key, &self.range, self.total);
         if let Some(keys) = self.groups[slot].get_mut(&time)
-            && let Some(i) = keys.iter().position(|k| k == key)
+            && keys.remove(key)
         {
-            keys.swap_remove(i);
             self.len -= 1;
             if keys.is_empty() {
                 self.groups[slot].remove(&time);
@@ -95,10 +96,10 @@ impl<K> Timers<K> {
 }
 
 impl<K: Send + 'static> StageState for Timers<K> {
-    type Group = BTreeMap<Timestamp, Vec<K>>;
+    type Group = BTreeMap<Timestamp, FxHashSet<K>>;
 
     fn assemble(range: Range<u16>, total: u16, groups: Vec<Self::Group>) -> Self {
-        let len = groups.iter().flat_map(|g| g.values()).map(Vec::len).sum();
+        let len = groups.iter().flat_map(|g| g.values()).map(FxHashSet::len).sum();
         Timers {
             groups,
             range,

@@ -9,6 +9,7 @@
 
 mod keyed;
 mod timers;
+mod windowed;
 
 use std::hash::Hash;
 use std::ops::Range;
@@ -17,6 +18,7 @@ use crate::partition::{key_group, key_hash};
 
 pub use keyed::KeyedState;
 pub use timers::Timers;
+pub use windowed::{Panes, WindowedGroup, WindowedState};
 
 /// State a stage's workers keep across reconfigurations, split into key groups.
 ///

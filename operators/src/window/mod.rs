@@ -8,9 +8,12 @@
 //! the stage's metrics as `late_records`; nothing is dropped silently. At the end of the stream
 //! the final watermark fires every open window.
 //!
-//! Windows and their timers live in the engine's keyed state, so a rescale moves them with
-//! their key groups.
+//! Tumbling and hopping windows keep their values per window in the engine's
+//! [`WindowedState`](rheo_engine::state::WindowedState) (one lookup per record, no timer per
+//! key: a window closes for every key at once); sessions keep their panes per key with a timer
+//! each. Either way the state is split by key group, so a rescale moves it with its keys.
 
+mod fixed;
 mod hop;
 mod session;
 mod tumbling;
@@ -20,12 +23,11 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 pub use hop::hop;
-use rheo_engine::operator::{Context, Data, Emitter, Operator};
-use rheo_engine::state::{KeyedState, Timers};
-use rheo_engine::{Either, KeyedStream, Stream, Timestamp};
+pub use fixed::FixedWindows;
+use rheo_engine::operator::Data;
+use rheo_engine::{KeyedStream, Stream, Timestamp};
 use serde::{Deserialize, Serialize};
-use smallvec::SmallVec;
-pub use session::session;
+pub use session::{Sessions, session};
 pub use tumbling::tumbling;
 
 use crate::aggregate::Aggregator;
@@ -130,15 +132,35 @@ where
         let key = self.stream.key_fn();
         let timestamp = self.timestamp.clone();
         let aggregator = Arc::new(aggregator);
-        let (window, lateness) = (self.window, self.lateness);
-        let both = self.stream.unary(name, move |_| WindowOperator {
-            key: key.clone(),
-            timestamp: timestamp.clone(),
-            aggregator: aggregator.clone(),
-            window,
-            lateness,
-            _t: PhantomData,
-        });
+        let lateness = self.lateness;
+        let both = match self.window {
+            Window::Tumbling { size } => self.stream.unary(name, move |_| FixedWindows {
+                key: key.clone(),
+                timestamp: timestamp.clone(),
+                aggregator: aggregator.clone(),
+                size,
+                slide: size,
+                lateness,
+                _t: PhantomData,
+            }),
+            Window::Hop { size, slide } => self.stream.unary(name, move |_| FixedWindows {
+                key: key.clone(),
+                timestamp: timestamp.clone(),
+                aggregator: aggregator.clone(),
+                size,
+                slide,
+                lateness,
+                _t: PhantomData,
+            }),
+            Window::Session { gap } => self.stream.unary(name, move |_| Sessions {
+                key: key.clone(),
+                timestamp: timestamp.clone(),
+                aggregator: aggregator.clone(),
+                gap,
+                lateness,
+                _t: PhantomData,
+            }),
+        };
         WindowOutput {
             results: both.left(),
             late: both.right(),
@@ -146,177 +168,3 @@ where
     }
 }
 
-/// One window of one key.
-#[derive(Debug, Clone)]
-pub struct Pane<Acc> {
-    start: Timestamp,
-    end: Timestamp,
-    acc: Acc,
-    fired: bool,
-}
-
-/// A record arriving at a window stage: its key, its event time and the stage's watermark.
-pub(super) struct Arrival<'r, K, T> {
-    key: &'r K,
-    record: &'r T,
-    ts: Timestamp,
-    watermark: Timestamp,
-}
-
-/// The state of a window stage: open panes per key, and their timers.
-type WindowState<K, Acc> = (KeyedState<K, Panes<Acc>>, Timers<K>);
-
-/// A key's open panes, in start order. Almost always one (a tumbling window, in-order input),
-/// kept inline in the key's state entry: a record then costs one lookup and no allocation.
-type Panes<Acc> = SmallVec<[Pane<Acc>; 1]>;
-
-/// The operator behind [`Windowed::aggregate`].
-pub struct WindowOperator<T, K, KF, TS, A> {
-    key: Arc<KF>,
-    timestamp: Arc<TS>,
-    aggregator: Arc<A>,
-    window: Window,
-    lateness: Timestamp,
-    _t: PhantomData<fn(T) -> K>,
-}
-
-/// Emits the result of `pane`.
-fn fire<T, K: Clone, A: Aggregator<T>>(
-    agg: &A,
-    key: &K,
-    pane: &mut Pane<A::Acc>,
-    out: &mut Emitter<'_, Either<WindowResult<K, A::Out>, T>>,
-) {
-    pane.fired = true;
-    out.emit(Either::Left(WindowResult {
-        key: key.clone(),
-        start: pane.start,
-        end: pane.end,
-        value: agg.result(&pane.acc),
-    }));
-}
-
-impl<T, K, KF, TS, A> WindowOperator<T, K, KF, TS, A>
-where
-    T: Data,
-    K: Data + Hash + Eq,
-    A: Aggregator<T>,
-{
-    /// Adds the record to the fixed windows `[s, s + size)` containing its event time. Returns
-    /// false when every such window has expired (the record is late).
-    fn add_fixed(
-        &self,
-        arrival: Arrival<'_, K, T>,
-        (size, slide): (Timestamp, Timestamp),
-        state: &mut WindowState<K, A::Acc>,
-        out: &mut Emitter<'_, Either<WindowResult<K, A::Out>, T>>,
-    ) -> bool {
-        let agg = &*self.aggregator;
-        let (panes, timers) = state;
-        let Arrival {
-            key,
-            record,
-            ts,
-            watermark: wm,
-        } = arrival;
-        let mut accepted = false;
-        for start in hop::starts(ts, size, slide) {
-            let end = start.saturating_add(size);
-            if end.saturating_add(self.lateness) <= wm {
-                continue;
-            }
-            accepted = true;
-            let key_panes = panes.get_or_insert_with(key.clone(), Panes::new);
-            let at = key_panes.partition_point(|p| p.start < start);
-            if key_panes.get(at).is_none_or(|p| p.start != start) {
-                key_panes.insert(
-                    at,
-                    Pane {
-                        start,
-                        end,
-                        acc: agg.init(),
-                        fired: false,
-                    },
-                );
-                timers.register(key.clone(), end);
-                if self.lateness > 0 {
-                    timers.register(key.clone(), end.saturating_add(self.lateness));
-                }
-            }
-            let pane = &mut key_panes[at];
-            agg.add(&mut pane.acc, record);
-            if end <= wm {
-                // Already fired, still within the allowed lateness: fire again, updated.
-                fire(agg, key, pane, out);
-            }
-        }
-        accepted
-    }
-}
-
-impl<T, K, KF, TS, A> Operator for WindowOperator<T, K, KF, TS, A>
-where
-    T: Data,
-    K: Data + Hash + Eq,
-    KF: Fn(&T) -> K + Send + Sync + 'static,
-    TS: Fn(&T) -> Timestamp + Send + Sync + 'static,
-    A: Aggregator<T>,
-{
-    type In = T;
-    type Out = Either<WindowResult<K, A::Out>, T>;
-    type State = WindowState<K, A::Acc>;
-
-    fn on_batch(&mut self, batch: &mut Vec<T>, cx: &mut Context<'_, Self::Out, Self::State>) {
-        let wm = cx.watermark();
-        let (state, mut out) = cx.split();
-        for record in batch.drain(..) {
-            let key = (self.key)(&record);
-            let ts = (self.timestamp)(&record);
-            let arrival = Arrival {
-                key: &key,
-                record: &record,
-                ts,
-                watermark: wm,
-            };
-            let accepted = match self.window {
-                Window::Tumbling { size } => self.add_fixed(arrival, (size, size), state, &mut out),
-                Window::Hop { size, slide } => {
-                    self.add_fixed(arrival, (size, slide), state, &mut out)
-                }
-                Window::Session { gap } => session::add(
-                    &*self.aggregator,
-                    arrival,
-                    gap,
-                    self.lateness,
-                    state,
-                    &mut out,
-                ),
-            };
-            if !accepted {
-                out.count("late_records", 1);
-                out.emit(Either::Right(record));
-            }
-        }
-    }
-
-    fn on_watermark(&mut self, watermark: Timestamp, cx: &mut Context<'_, Self::Out, Self::State>) {
-        let agg = &*self.aggregator;
-        let lateness = self.lateness;
-        let (state, mut out) = cx.split();
-        let (panes, timers) = state;
-        for (_, key) in timers.expired(watermark) {
-            let Some(key_panes) = panes.get_mut(&key) else {
-                continue;
-            };
-            for pane in key_panes.iter_mut() {
-                if !pane.fired && pane.end <= watermark {
-                    fire(agg, &key, pane, &mut out);
-                }
-            }
-            key_panes.retain(|p| p.end.saturating_add(lateness) > watermark);
-            if key_panes.is_empty() {
-                panes.remove(&key);
-            }
-        }
-    }
-}

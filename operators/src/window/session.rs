@@ -1,11 +1,15 @@
 //! Session windows: per key, bursts of activity separated by gaps.
 
 use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::Arc;
 
-use rheo_engine::operator::Emitter;
+use rheo_engine::operator::{Context, Data, Emitter, Operator};
+use rheo_engine::state::{KeyedState, Timers};
 use rheo_engine::{Either, Timestamp};
+use smallvec::SmallVec;
 
-use super::{Arrival, Pane, Panes, Window, WindowResult, WindowState, fire};
+use super::{Window, WindowResult};
 use crate::aggregate::Aggregator;
 
 /// A key's session lasts while its records are less than `gap` apart: each record opens the
@@ -37,14 +41,119 @@ pub fn session(gap: Timestamp) -> Window {
     Window::Session { gap: gap.max(1) }
 }
 
+
+/// One session of one key.
+#[derive(Debug, Clone)]
+pub struct Pane<Acc> {
+    start: Timestamp,
+    end: Timestamp,
+    acc: Acc,
+    fired: bool,
+}
+
+/// A key's open sessions, in start order. Almost always one, kept inline in the key's state
+/// entry: a record then costs one lookup and no allocation.
+type Panes<Acc> = SmallVec<[Pane<Acc>; 1]>;
+
+/// The state of a session stage: open sessions per key, and their timers.
+type SessionState<K, Acc> = (KeyedState<K, Panes<Acc>>, Timers<K>);
+
+/// Aggregates session windows, per key. Built by
+/// [`Windowed::aggregate`](super::Windowed::aggregate).
+pub struct Sessions<T, K, KF, TS, A> {
+    pub(super) key: Arc<KF>,
+    pub(super) timestamp: Arc<TS>,
+    pub(super) aggregator: Arc<A>,
+    pub(super) gap: Timestamp,
+    pub(super) lateness: Timestamp,
+    pub(super) _t: PhantomData<fn(T) -> K>,
+}
+
+/// Emits the result of `pane`.
+fn fire<T, K: Clone, A: Aggregator<T>>(
+    agg: &A,
+    key: &K,
+    pane: &mut Pane<A::Acc>,
+    out: &mut Emitter<'_, Either<WindowResult<K, A::Out>, T>>,
+) {
+    pane.fired = true;
+    out.emit(Either::Left(WindowResult {
+        key: key.clone(),
+        start: pane.start,
+        end: pane.end,
+        value: agg.result(&pane.acc),
+    }));
+}
+
+impl<T, K, KF, TS, A> Operator for Sessions<T, K, KF, TS, A>
+where
+    T: Data,
+    K: Data + Hash + Eq,
+    KF: Fn(&T) -> K + Send + Sync + 'static,
+    TS: Fn(&T) -> Timestamp + Send + Sync + 'static,
+    A: Aggregator<T>,
+{
+    type In = T;
+    type Out = Either<WindowResult<K, A::Out>, T>;
+    type State = SessionState<K, A::Acc>;
+
+    fn on_batch(&mut self, batch: &mut Vec<T>, cx: &mut Context<'_, Self::Out, Self::State>) {
+        let wm = cx.watermark();
+        let (state, mut out) = cx.split();
+        for record in batch.drain(..) {
+            let key = (self.key)(&record);
+            let ts = (self.timestamp)(&record);
+            let arrival = Arrival {
+                key: &key,
+                record: &record,
+                ts,
+                watermark: wm,
+            };
+            if !add(&*self.aggregator, arrival, self.gap, self.lateness, state, &mut out) {
+                out.count("late_records", 1);
+                out.emit(Either::Right(record));
+            }
+        }
+    }
+
+    fn on_watermark(&mut self, watermark: Timestamp, cx: &mut Context<'_, Self::Out, Self::State>) {
+        let agg = &*self.aggregator;
+        let lateness = self.lateness;
+        let (state, mut out) = cx.split();
+        let (panes, timers) = state;
+        for (_, key) in timers.expired(watermark) {
+            let Some(key_panes) = panes.get_mut(&key) else {
+                continue;
+            };
+            for pane in key_panes.iter_mut() {
+                if !pane.fired && pane.end <= watermark {
+                    fire(agg, &key, pane, &mut out);
+                }
+            }
+            key_panes.retain(|p| p.end.saturating_add(lateness) > watermark);
+            if key_panes.is_empty() {
+                panes.remove(&key);
+            }
+        }
+    }
+}
+
+/// A record arriving at a session stage: its key, its event time and the stage's watermark.
+struct Arrival<'r, K, T> {
+    key: &'r K,
+    record: &'r T,
+    ts: Timestamp,
+    watermark: Timestamp,
+}
+
 /// Adds the record to its key's sessions, merging those its window overlaps. Returns false
 /// when the merged session has expired (the record is late); state is then left unchanged.
-pub(super) fn add<T, K, A>(
+fn add<T, K, A>(
     agg: &A,
     arrival: Arrival<'_, K, T>,
     gap: Timestamp,
     lateness: Timestamp,
-    state: &mut WindowState<K, A::Acc>,
+    state: &mut SessionState<K, A::Acc>,
     out: &mut Emitter<'_, Either<WindowResult<K, A::Out>, T>>,
 ) -> bool
 where

@@ -125,6 +125,19 @@ impl<T: Clone + Send, I: Send, C: Fn(T) -> I + Send> EdgeWriter<T> for SingleWri
         now: u64,
         io: &mut IoCx,
     ) -> Result<(), Stopped> {
+        // The common case, a batch that fits: one whole drain, which `extend` copies as one
+        // loop; a `take` over a borrowed iterator (the general path) goes record by record.
+        if records.len() <= self.targets.batch_size.saturating_sub(self.buf.len()) {
+            if !records.is_empty() {
+                self.since.get_or_insert(now);
+                self.buf.extend(records.drain(..).map(&self.convert));
+                self.stamp.merge(stamp);
+                if self.buf.len() >= self.targets.batch_size {
+                    self.send_buf(io)?;
+                }
+            }
+            return Ok(());
+        }
         self.push_all(records.drain(..), stamp, now, io)
     }
 
@@ -257,6 +270,8 @@ struct HashWriter<T, I, C, H> {
     targets: Targets<I>,
     bufs: Vec<Vec<I>>,
     stamps: Vec<Stamp>,
+    /// Per target, the buffer's length when the current call began (scratch).
+    lens: Vec<usize>,
     pending: usize,
     since: Option<u64>,
     groups: u16,
@@ -276,24 +291,36 @@ impl<T, I, C: Fn(T) -> I, H: Fn(&T) -> u64> HashWriter<T, I, C, H> {
         io: &mut IoCx,
     ) -> Result<(), Stopped> {
         let batch = self.targets.batch_size;
+        // Every record of a call shares its stamp and arrival time: the per-record loop only
+        // routes and pushes; stamps and the pending count are settled per target afterwards
+        // (a target whose buffer grew took records from this call).
+        self.lens.clear();
+        self.lens.extend(self.bufs.iter().map(Vec::len));
         for rec in records {
             let group = key_group((self.hash)(&rec), self.groups);
             let target = self.owner[group as usize] as usize;
-            if self.pending == 0 {
-                self.since.get_or_insert(now);
-            }
             let buf = &mut self.bufs[target];
             buf.push((self.convert)(rec));
-            self.stamps[target].merge(stamp);
-            self.pending += 1;
             if buf.len() >= batch {
-                self.pending -= buf.len();
-                if self.pending == 0 {
-                    self.since = None;
-                }
+                self.lens[target] = 0;
+                self.stamps[target].merge(stamp);
                 self.targets
                     .send(target, buf, &mut self.stamps[target], io)?;
             }
+        }
+        // `lens` now holds, per target, the records from before this call still pending.
+        let (mut older, mut pending) = (0, 0);
+        for (target, buf) in self.bufs.iter().enumerate() {
+            let kept = self.lens[target];
+            if buf.len() > kept {
+                self.stamps[target].merge(stamp);
+            }
+            older += kept;
+            pending += buf.len();
+        }
+        self.pending = pending;
+        if older == 0 {
+            self.since = (pending > 0).then_some(now);
         }
         Ok(())
     }
@@ -386,9 +413,11 @@ where
         batch_size,
     };
     match (partition, hash) {
-        (Partition::Hash, Some(hash)) => Box::new(HashWriter {
+        // With one target every key group is its: whole batches go there unhashed.
+        (Partition::Hash, Some(hash)) if p_to > 1 => Box::new(HashWriter {
             bufs: (0..p_to).map(|_| Vec::with_capacity(batch_size)).collect(),
             stamps: vec![Stamp::EMPTY; p_to],
+            lens: Vec::with_capacity(p_to),
             targets,
             pending: 0,
             since: None,
@@ -478,6 +507,34 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn hash_to_one_target_sends_whole_batches_in_order() {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..1).map(|_| crossbeam_channel::bounded(100)).unzip();
+        let mut w = make_writer(
+            spec(Partition::Hash, 0, 2, 4, 64),
+            txs,
+            |x: u64| x,
+            Some(|x: &u64| key_hash(x)),
+        );
+        let abort = AtomicBool::new(false);
+        let mut io = IoCx {
+            abort: &abort,
+            timing: false,
+            blocked_ns: 0,
+        };
+        w.write(&mut (0..10).collect(), Stamp::at(5), 0, &mut io)
+            .unwrap();
+        assert_eq!(w.pending_records(), 2);
+        w.marker(Marker::End, &mut io).unwrap();
+        let batches: Vec<usize> = std::iter::from_fn(|| rxs[0].try_recv().ok())
+            .filter_map(|m| match m {
+                Message::Data { records, .. } => Some(records.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(batches, vec![4, 4, 2]);
     }
 
     #[test]

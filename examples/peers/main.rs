@@ -41,7 +41,7 @@ struct Args {
     /// Workloads to run (default: all): word-count, map-filter, window-count.
     #[arg(long, value_delimiter = ',')]
     workload: Vec<String>,
-    /// Systems to run besides rheo (default: all): timely, threads, single-loop. rheo always
+    /// Systems to run besides rheo (default: all): rheo-staged, timely, threads, single-loop. rheo always
     /// runs (the ratios are to it); the single loop always computes the expected answer.
     #[arg(long, value_delimiter = ',')]
     system: Vec<String>,
@@ -87,16 +87,24 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         args.workload
             .iter()
-            .map(|w| Workload::parse(w).ok_or_else(|| format!("--workload: unknown workload {w:?}")))
+            .map(|w| {
+                Workload::parse(w).ok_or_else(|| format!("--workload: unknown workload {w:?}"))
+            })
             .collect::<Result<_, _>>()?
     };
     let systems: Vec<System> = System::ALL
         .into_iter()
         .filter(|s| {
-            *s == System::Rheo || args.system.is_empty() || args.system.iter().any(|n| n == s.name())
+            *s == System::Rheo
+                || args.system.is_empty()
+                || args.system.iter().any(|n| n == s.name())
         })
         .collect();
-    if let Some(unknown) = args.system.iter().find(|n| System::ALL.iter().all(|s| s.name() != *n)) {
+    if let Some(unknown) = args
+        .system
+        .iter()
+        .find(|n| System::ALL.iter().all(|s| s.name() != *n))
+    {
         return Err(format!("--system: unknown system {unknown:?}").into());
     }
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -107,8 +115,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let input = Input::generate(args.events, args.seed);
     let runs = args.cores.len() * workloads.len() * systems.len() * (1 + args.repeat.max(1));
     let bar = ProgressBar::new(runs as u64).with_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
-            .map_err(|e| e.to_string())?,
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").map_err(|e| e.to_string())?,
     );
     let mut rows = Vec::new();
     for &cores in &args.cores {
@@ -116,7 +123,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         for &workload in &workloads {
             let expected = System::SingleLoop.run(workload, &input, 1)?;
             for &system in &systems {
-                bar.set_message(format!("{} {} ×{cores} (check)", workload.name(), system.name()));
+                bar.set_message(format!(
+                    "{} {} ×{cores} (check)",
+                    workload.name(),
+                    system.name()
+                ));
                 // The check run: also warms caches and the allocator.
                 check(system, workload, &input, cores, expected)?;
                 bar.inc(1);

@@ -371,13 +371,18 @@ fn a_window_stage_takes_its_parallelism_from_its_results_stream() {
     let builder = PipelineBuilder::new();
     let events = out_of_order(2_000, 7, 1);
     let windows = builder
-        .source("events", IterSource::new(events.clone()).with_timestamps(ts, 0))
+        .source(
+            "events",
+            IterSource::new(events.clone()).with_timestamps(ts, 0),
+        )
         .key_by(|e: &Event| e.0)
         .window(tumbling(100), ts)
         .aggregate("count", Count);
     // The results are a view of the window stage: its stage properties are that stage's.
     let results = windows.results.parallelism(3).collect("out");
-    let pipeline = builder.build().expect("a view of one stage is not ambiguous");
+    let pipeline = builder
+        .build()
+        .expect("a view of one stage is not ambiguous");
     assert_eq!(pipeline.default_config().parallelism("count"), Some(3));
     pipeline.run(JobOptions::default()).expect("job runs");
     let total: u64 = results.take().iter().map(|r| r.value).sum();

@@ -53,8 +53,7 @@ where
     fn poll(&mut self, out: &mut Vec<S::Out>, max: usize, cx: &mut SourceContext) -> SourceStatus {
         let start = out.len();
         let status = self.inner.poll(out, max, cx);
-        for record in &out[start..] {
-            let ts = (self.timestamp)(record);
+        if let Some(ts) = out[start..].iter().map(|r| (self.timestamp)(r)).max() {
             self.max_seen = Some(self.max_seen.map_or(ts, |m| m.max(ts)));
         }
         if let Some(max_seen) = self.max_seen {

@@ -18,7 +18,7 @@ use crate::partition::{key_group, key_hash};
 
 pub use keyed::KeyedState;
 pub use timers::Timers;
-pub use windowed::{Panes, WindowedGroup, WindowedState};
+pub use windowed::{Panes, WindowValues, WindowedGroup, WindowedState};
 
 /// State a stage's workers keep across reconfigurations, split into key groups.
 ///
@@ -67,13 +67,22 @@ impl StageState for () {
 #[inline]
 pub(crate) fn owned_slot<K: Hash + ?Sized>(key: &K, range: &Range<u16>, total: u16) -> usize {
     let group = key_group(key_hash(key), total);
-    if group < range.start || group >= range.end {
-        panic!(
-            "keyed state: key group {group} is not owned by this worker (it owns {range:?} of \
-             {total}); the operator's state key must be the key its input is partitioned by"
-        );
+    // One unsigned comparison covers both ends of the range.
+    let slot = group.wrapping_sub(range.start);
+    if slot >= range.end.wrapping_sub(range.start) {
+        not_owned(group, range, total);
     }
-    (group - range.start) as usize
+    slot as usize
+}
+
+/// The panic of [`owned_slot`], kept out of line so the lookup stays small.
+#[cold]
+#[inline(never)]
+fn not_owned(group: u16, range: &Range<u16>, total: u16) -> ! {
+    panic!(
+        "keyed state: key group {group} is not owned by this worker (it owns {range:?} of \
+         {total}); the operator's state key must be the key its input is partitioned by"
+    )
 }
 
 /// Two states of one stage (e.g. values and timers), split by the same key groups.

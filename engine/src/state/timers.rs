@@ -99,7 +99,11 @@ impl<K: Send + 'static> StageState for Timers<K> {
     type Group = BTreeMap<Timestamp, FxHashSet<K>>;
 
     fn assemble(range: Range<u16>, total: u16, groups: Vec<Self::Group>) -> Self {
-        let len = groups.iter().flat_map(|g| g.values()).map(FxHashSet::len).sum();
+        let len = groups
+            .iter()
+            .flat_map(|g| g.values())
+            .map(FxHashSet::len)
+            .sum();
         Timers {
             groups,
             range,

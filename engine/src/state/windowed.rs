@@ -68,6 +68,50 @@ impl<K, V> Default for Panes<K, V> {
     }
 }
 
+/// One open window's values on one worker, from [`WindowedState::window`].
+pub struct WindowValues<'a, K, V> {
+    groups: &'a mut [Panes<K, V>],
+    range: &'a Range<u16>,
+    total: u16,
+    len: &'a mut usize,
+    closed: bool,
+}
+
+impl<'a, K: Hash + Eq, V> WindowValues<'a, K, V> {
+    /// Whether the window has closed (`end ≤ watermark`): it does not fire again, so the
+    /// caller emits updates itself.
+    pub fn closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The value of `key` in this window, inserting `init()` first if it is new.
+    #[inline]
+    pub fn get_or_insert_with(&mut self, key: K, init: impl FnOnce() -> V) -> &mut V {
+        WindowValues {
+            groups: &mut *self.groups,
+            range: self.range,
+            total: self.total,
+            len: &mut *self.len,
+            closed: self.closed,
+        }
+        .into_value(key, init)
+    }
+
+    #[inline]
+    fn into_value(self, key: K, init: impl FnOnce() -> V) -> &'a mut V {
+        let slot = owned_slot(&key, self.range, self.total);
+        let panes = &mut self.groups[slot];
+        panes.fired |= self.closed;
+        match panes.values.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                *self.len += 1;
+                e.insert(init())
+            }
+        }
+    }
+}
+
 /// One key group's share of a [`WindowedState`]: its open windows by start.
 pub type WindowedGroup<K, V> = BTreeMap<Timestamp, Panes<K, V>>;
 
@@ -75,7 +119,8 @@ impl<K: Hash + Eq, V> WindowedState<K, V> {
     /// The value of `key` in window `[start, end)`, inserting `init()` first if it is new, and
     /// whether the window has closed (`end ≤ watermark`): a closed window does not fire again
     /// for this key's group, so the caller emits the update itself (a late record within the
-    /// allowed lateness).
+    /// allowed lateness). For many records of one window, [`WindowedState::window`] finds the
+    /// window once.
     #[inline]
     pub fn get_or_insert_with(
         &mut self,
@@ -85,28 +130,56 @@ impl<K: Hash + Eq, V> WindowedState<K, V> {
         watermark: Timestamp,
         init: impl FnOnce() -> V,
     ) -> (&mut V, bool) {
-        let slot = owned_slot(&key, &self.range, self.total);
+        let window = self.window(start, end, watermark);
+        let closed = window.closed;
+        (window.into_value(key, init), closed)
+    }
+
+    /// The values of window `[start, end)`, opening it if it is new (its maps sized like the
+    /// oldest open window's, so a window that fills like the last one does not grow them key
+    /// by key).
+    pub fn window(
+        &mut self,
+        start: Timestamp,
+        end: Timestamp,
+        watermark: Timestamp,
+    ) -> WindowValues<'_, K, V> {
+        let oldest = self.windows.values().next();
+        let sizes: Vec<usize> = match oldest {
+            Some(w) if !self.windows.contains_key(&start) => {
+                w.groups.iter().map(|p| p.values.len()).collect()
+            }
+            _ => Vec::new(),
+        };
         let groups = self.range.len();
         let window = self.windows.entry(start).or_insert_with(|| OpenWindow {
             end,
-            groups: (0..groups).map(|_| Panes::default()).collect(),
+            groups: (0..groups)
+                .map(|slot| Panes {
+                    values: FxHashMap::with_capacity_and_hasher(
+                        sizes.get(slot).copied().unwrap_or(0),
+                        Default::default(),
+                    ),
+                    ..Panes::default()
+                })
+                .collect(),
         });
-        let panes = &mut window.groups[slot];
-        let closed = end <= watermark;
-        panes.fired |= closed;
-        let value = match panes.values.entry(key) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => {
-                self.len += 1;
-                e.insert(init())
-            }
-        };
-        (value, closed)
+        WindowValues {
+            groups: &mut window.groups,
+            range: &self.range,
+            total: self.total,
+            len: &mut self.len,
+            closed: end <= watermark,
+        }
     }
 
     /// Calls `emit(start, end, key, value)` for every key of every window that ends at or
     /// before `watermark` and has not fired yet, in window order, and marks those windows fired.
-    pub fn fire(&mut self, watermark: Timestamp, mut emit: impl FnMut(Timestamp, Timestamp, &K, &V)) {
+    pub fn fire(
+        &mut self,
+        watermark: Timestamp,
+        mut emit: impl FnMut(Timestamp, Timestamp, &K, &V),
+    ) {
         for (&start, window) in &mut self.windows {
             if window.end > watermark {
                 // Windows are ordered by start; with one size, by end too. Hopping windows of

@@ -5,10 +5,10 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use rand::SeedableRng;
-use rheo::operators::sinks::Checksum;
-use rheo::operators::window::WindowResult;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Zipf};
+use rheo::operators::sinks::Checksum;
+use rheo::operators::window::WindowResult;
 
 /// Records per batch in every system (and per block of the input split).
 pub const BATCH: usize = 1024;
@@ -88,7 +88,9 @@ impl Input {
         let mut rng = StdRng::seed_from_u64(seed);
         // KEYS ≥ 1 and the exponent is finite and positive: the distribution exists.
         let zipf = Zipf::new(KEYS as f64, 1.0).expect("valid Zipf parameters");
-        let keys = (0..events).map(|_| zipf.sample(&mut rng) as u64 - 1).collect();
+        let keys = (0..events)
+            .map(|_| zipf.sample(&mut rng) as u64 - 1)
+            .collect();
         Input {
             keys: Arc::new(keys),
         }
@@ -140,7 +142,7 @@ pub fn rotate(x: u64) -> u64 {
 
 /// The chain's second filter (keeps about 2 in 3).
 pub fn keep_second(x: &u64) -> bool {
-    x % 3 != 0
+    !x.is_multiple_of(3)
 }
 
 /// The hash the hand-written pipeline and timely exchange keys by.

@@ -1,4 +1,4 @@
-//! The four systems of the peers benchmark and the workloads they run, shared by the harness
+//! The systems of the peers benchmark and the workloads they run, shared by the harness
 //! (`examples/peers`), the criterion bench (`benches/peers.rs`) and the equality test
 //! (`tests/peers.rs`).
 //!
@@ -16,12 +16,15 @@ pub mod timely_dataflow;
 use std::fmt;
 
 pub use input::{Answer, Input, Workload};
+pub use rheo_pipeline::Shape;
 
 /// A system under comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum System {
-    /// rheo, as a user writes the pipeline (one stage per operator).
+    /// rheo with stateless operators chained into their upstream stage.
     Rheo,
+    /// rheo with one stage per operator.
+    RheoStaged,
     /// timely-dataflow, written as its own examples write it.
     Timely,
     /// Plain threads joined by bounded crossbeam channels.
@@ -31,9 +34,10 @@ pub enum System {
 }
 
 impl System {
-    /// All four, rheo first (the others' ratios are to it).
-    pub const ALL: [System; 4] = [
+    /// All five, rheo first (the others' ratios are to it).
+    pub const ALL: [System; 5] = [
         System::Rheo,
+        System::RheoStaged,
         System::Timely,
         System::Threads,
         System::SingleLoop,
@@ -43,6 +47,7 @@ impl System {
     pub fn name(self) -> &'static str {
         match self {
             System::Rheo => "rheo",
+            System::RheoStaged => "rheo-staged",
             System::Timely => "timely",
             System::Threads => "threads",
             System::SingleLoop => "single-loop",
@@ -52,7 +57,8 @@ impl System {
     /// How the system is configured for `workload` on `cores` cores.
     pub fn config(self, workload: Workload, cores: usize) -> String {
         match self {
-            System::Rheo => rheo_pipeline::config(workload, cores),
+            System::Rheo => rheo_pipeline::config(workload, cores, Shape::Chained),
+            System::RheoStaged => rheo_pipeline::config(workload, cores, Shape::Staged),
             System::Timely => format!("{cores} worker(s), one dataflow each"),
             System::Threads => threads::config(workload, cores),
             System::SingleLoop => "1 thread".to_owned(),
@@ -62,7 +68,8 @@ impl System {
     /// Runs `workload` over `input` with `cores` workers per parallel stage.
     pub fn run(self, workload: Workload, input: &Input, cores: usize) -> Result<Answer, RunError> {
         match self {
-            System::Rheo => rheo_pipeline::run(workload, input, cores),
+            System::Rheo => rheo_pipeline::run(workload, input, cores, Shape::Chained),
+            System::RheoStaged => rheo_pipeline::run(workload, input, cores, Shape::Staged),
             System::Timely => timely_dataflow::run(workload, input, cores),
             System::Threads => Ok(threads::run(workload, input, cores)),
             System::SingleLoop => Ok(single_loop::run(workload, input)),

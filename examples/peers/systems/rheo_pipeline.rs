@@ -1,5 +1,8 @@
-//! rheo: each workload as a user writes it, one stage per operator, every parallel stage at
-//! one worker per core.
+//! rheo: each workload as a user writes it, every parallel stage at one worker per core, in two
+//! shapes: [`Shape::Chained`] runs stateless operators inside their upstream's edge writer
+//! ([`Stream::select`]: no stage, no thread hop, no copy), as Flink chains operators and as the
+//! hand-written pipeline and timely do; [`Shape::Staged`] gives every operator its own stage
+//! (its own worker pool and input channel, tunable on its own).
 
 use std::sync::Arc;
 
@@ -15,26 +18,52 @@ use super::{RunError, System};
 /// Channel capacity in batches (the engine's default).
 const CAPACITY: usize = 64;
 
+/// How the pipeline is laid out in stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Stateless operators run in their upstream stage's edge writer ([`Stream::select`]).
+    Chained,
+    /// One stage per operator.
+    Staged,
+}
+
 /// The configuration [`run`] uses.
-pub fn config(workload: Workload, cores: usize) -> String {
-    let stages = match workload {
-        Workload::WordCount => "source, normalise, count",
-        Workload::MapFilter => "source, scramble, keep-first, rotate, keep-second",
-        Workload::WindowCount => "source, window-count",
+pub fn config(workload: Workload, cores: usize, shape: Shape) -> String {
+    let stages = match (workload, shape) {
+        (Workload::WordCount, Shape::Chained) => "source (+ normalise chained), count",
+        (Workload::WordCount, Shape::Staged) => "source, normalise, count",
+        (Workload::MapFilter, Shape::Chained) => {
+            "source (+ scramble, keep-first, rotate, keep-second chained)"
+        }
+        (Workload::MapFilter, Shape::Staged) => "source, scramble, keep-first, rotate, keep-second",
+        (Workload::WindowCount, _) => "source, window-count",
     };
     format!("{stages} ×{cores} each, sink ×1; batch {BATCH}, capacity {CAPACITY}, metrics on")
 }
 
-/// Runs `workload` on a rheo job.
-pub fn run(workload: Workload, input: &Input, cores: usize) -> Result<Answer, RunError> {
-    let error = |reason: String| RunError {
-        system: System::Rheo,
-        reason,
+/// Runs `workload` on a rheo job laid out as `shape`.
+pub fn run(
+    workload: Workload,
+    input: &Input,
+    cores: usize,
+    shape: Shape,
+) -> Result<Answer, RunError> {
+    let system = match shape {
+        Shape::Chained => System::Rheo,
+        Shape::Staged => System::RheoStaged,
     };
+    let error = |reason: String| RunError { system, reason };
     let builder = PipelineBuilder::new().edge_defaults(CAPACITY, BATCH);
     let keys = input.shared();
-    let checksum = match workload {
-        Workload::WordCount => builder
+    let checksum = match (workload, shape) {
+        (Workload::WordCount, Shape::Chained) => builder
+            .parallel_source("tokens", cores, |i, n| Blocks::new(&keys, i, n, |_, k| k))
+            .select(|k| Some(input::normalise(k)))
+            .key_by(|k: &u64| *k)
+            .unary("count", |_| CountAtEnd)
+            .parallelism(cores)
+            .checksum("sink"),
+        (Workload::WordCount, Shape::Staged) => builder
             .parallel_source("tokens", cores, |i, n| Blocks::new(&keys, i, n, |_, k| k))
             .map("normalise", input::normalise)
             .parallelism(cores)
@@ -42,7 +71,12 @@ pub fn run(workload: Workload, input: &Input, cores: usize) -> Result<Answer, Ru
             .unary("count", |_| CountAtEnd)
             .parallelism(cores)
             .checksum("sink"),
-        Workload::MapFilter => builder
+        (Workload::MapFilter, Shape::Chained) => builder
+            .parallel_source("numbers", cores, |i, n| Blocks::new(&keys, i, n, |_, k| k))
+            .select(|x| Some(input::scramble(x)).filter(input::keep_first))
+            .select(|x| Some(input::rotate(x)).filter(input::keep_second))
+            .checksum("sink"),
+        (Workload::MapFilter, Shape::Staged) => builder
             .parallel_source("numbers", cores, |i, n| Blocks::new(&keys, i, n, |_, k| k))
             .map("scramble", input::scramble)
             .parallelism(cores)
@@ -53,7 +87,7 @@ pub fn run(workload: Workload, input: &Input, cores: usize) -> Result<Answer, Ru
             .filter("keep-second", input::keep_second)
             .parallelism(cores)
             .checksum("sink"),
-        Workload::WindowCount => {
+        (Workload::WindowCount, _) => {
             let events = builder.parallel_source("events", cores, |i, n| {
                 Blocks::new(&keys, i, n, |i, k| (k, input::timestamp(i)))
                     .with_timestamps(|e: &(u64, u64)| e.1, 0)

@@ -51,4 +51,3 @@ pub fn run(workload: Workload, input: &Input) -> Answer {
         }
     }
 }
-

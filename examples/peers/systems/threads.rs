@@ -25,6 +25,9 @@ pub fn config(workload: Workload, cores: usize) -> String {
     }
 }
 
+/// One bounded channel per consumer: the senders and the receivers.
+type Channels<T> = (Vec<Sender<T>>, Vec<Receiver<T>>);
+
 /// Runs `workload` on `cores` producers (and as many consumers where it is keyed).
 pub fn run(workload: Workload, input: &Input, cores: usize) -> Answer {
     let cores = cores.max(1);
@@ -37,13 +40,13 @@ pub fn run(workload: Workload, input: &Input, cores: usize) -> Answer {
 
 fn word_count(input: &Input, cores: usize) -> Answer {
     let keys = input.keys();
-    let (senders, receivers): (Vec<Sender<Vec<u64>>>, Vec<Receiver<Vec<u64>>>) =
-        (0..cores).map(|_| bounded(CAPACITY)).unzip();
+    let (senders, receivers): Channels<Vec<u64>> = (0..cores).map(|_| bounded(CAPACITY)).unzip();
     thread::scope(|s| {
         for producer in 0..cores {
             let senders = senders.clone();
             s.spawn(move || {
-                let mut out: Vec<Vec<u64>> = (0..cores).map(|_| Vec::with_capacity(BATCH)).collect();
+                let mut out: Vec<Vec<u64>> =
+                    (0..cores).map(|_| Vec::with_capacity(BATCH)).collect();
                 for range in input::blocks(keys.len(), producer, cores) {
                     for &key in &keys[range] {
                         let key = input::normalise(key);
@@ -123,8 +126,7 @@ enum Message {
 
 fn window_count(input: &Input, cores: usize) -> Answer {
     let keys = input.keys();
-    let (senders, receivers): (Vec<Sender<Message>>, Vec<Receiver<Message>>) =
-        (0..cores).map(|_| bounded(CAPACITY)).unzip();
+    let (senders, receivers): Channels<Message> = (0..cores).map(|_| bounded(CAPACITY)).unzip();
     thread::scope(|s| {
         for producer in 0..cores {
             let senders = senders.clone();
@@ -194,10 +196,12 @@ fn window_count(input: &Input, cores: usize) -> Answer {
     })
 }
 
-
 fn join_all(handles: Vec<thread::ScopedJoinHandle<'_, Answer>>) -> Answer {
     handles.into_iter().fold((0, 0), |total, h| {
         // A panicking worker is a bug in this file: surface it.
-        merge(total, h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+        merge(
+            total,
+            h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+        )
     })
 }

@@ -52,10 +52,10 @@ pub fn run(workload: Workload, input: &Input, cores: usize) -> Result<Answer, Ru
                                         }
                                     });
                                     // The input is complete: emit the counts and let go.
-                                    if frontier.is_empty() {
-                                        if let Some(cap) = capability.take() {
-                                            output.session(&cap).give_iterator(counts.drain());
-                                        }
+                                    if frontier.is_empty()
+                                        && let Some(cap) = capability.take()
+                                    {
+                                        output.session(&cap).give_iterator(counts.drain());
                                     }
                                 }
                             },
@@ -63,7 +63,9 @@ pub fn run(workload: Workload, input: &Input, cores: usize) -> Result<Answer, Ru
                         .container::<Vec<(u64, u64)>>()
                         .probe_with(&probe)
                         .sink(Pipeline, "checksum", move |(input, _)| {
-                            input.for_each(|_, batch| sum.set(merge(sum.get(), Checksum::of(&*batch))));
+                            input.for_each(|_, batch| {
+                                sum.set(merge(sum.get(), Checksum::of(&*batch)))
+                            });
                         });
                 });
                 let mut buffer = Vec::with_capacity(BATCH);
@@ -120,9 +122,15 @@ pub fn run(workload: Workload, input: &Input, cores: usize) -> Result<Answer, Ru
                                                 .iter()
                                                 .take_while(|e| e.1 / input::WINDOW_MS == window)
                                                 .count();
-                                            let counts = &mut open.entry(window).or_insert_with(|| {
-                                                (cap.delayed(&window, output.output_index()), FxHashMap::default())
-                                            }).1;
+                                            let counts = &mut open
+                                                .entry(window)
+                                                .or_insert_with(|| {
+                                                    (
+                                                        cap.delayed(&window, output.output_index()),
+                                                        FxHashMap::default(),
+                                                    )
+                                                })
+                                                .1;
                                             for &(key, _) in &rest[..run] {
                                                 *counts.entry(key).or_insert(0) += 1;
                                             }
@@ -151,7 +159,9 @@ pub fn run(workload: Workload, input: &Input, cores: usize) -> Result<Answer, Ru
                         .container::<Vec<WindowResult<u64, u64>>>()
                         .probe_with(&probe)
                         .sink(Pipeline, "checksum", move |(input, _)| {
-                            input.for_each(|_, batch| sum.set(merge(sum.get(), Checksum::of(&*batch))));
+                            input.for_each(|_, batch| {
+                                sum.set(merge(sum.get(), Checksum::of(&*batch)))
+                            });
                         });
                 });
                 let mut buffer = Vec::with_capacity(BATCH);
@@ -161,7 +171,8 @@ pub fn run(workload: Workload, input: &Input, cores: usize) -> Result<Answer, Ru
                     while start < range.end {
                         let window = input::timestamp(start) / input::WINDOW_MS;
                         let mut end = start;
-                        while end < range.end && input::timestamp(end) / input::WINDOW_MS == window {
+                        while end < range.end && input::timestamp(end) / input::WINDOW_MS == window
+                        {
                             buffer.push((keys[end], input::timestamp(end)));
                             end += 1;
                         }

@@ -25,6 +25,62 @@ pub struct FixedWindows<T, K, KF, TS, A> {
     pub(super) _t: PhantomData<fn(T) -> K>,
 }
 
+impl<T, K, KF, TS, A> FixedWindows<T, K, KF, TS, A>
+where
+    T: Data,
+    K: Data + Hash + Eq,
+    KF: Fn(&T) -> K + Send + Sync + 'static,
+    TS: Fn(&T) -> Timestamp + Send + Sync + 'static,
+    A: Aggregator<T>,
+{
+    /// Tumbling windows: a record is in one window, and a batch is mostly runs of one window,
+    /// so the window is looked up once per run rather than once per record.
+    fn tumbling_batch(
+        &mut self,
+        batch: &mut Vec<T>,
+        cx: &mut Context<'_, <Self as Operator>::Out, <Self as Operator>::State>,
+    ) {
+        let wm = cx.watermark();
+        let agg = &*self.aggregator;
+        let (key_of, time_of) = (&*self.key, &*self.timestamp);
+        let (state, mut out) = cx.split();
+        let mut records = batch.drain(..).peekable();
+        while let Some(first) = records.next() {
+            let ts = time_of(&first);
+            let start = ts - ts % self.size;
+            let end = start.saturating_add(self.size);
+            if end.saturating_add(self.lateness) <= wm {
+                out.count("late_records", 1);
+                out.emit(Either::Right(first));
+                continue;
+            }
+            let mut window = state.window(start, end, wm);
+            let mut record = first;
+            loop {
+                let key = key_of(&record);
+                if window.closed() {
+                    // Within the allowed lateness of a fired window: fire again, updated.
+                    let acc = window.get_or_insert_with(key.clone(), || agg.init());
+                    agg.add(acc, &record);
+                    let value = agg.result(acc);
+                    out.emit(Either::Left(WindowResult {
+                        key,
+                        start,
+                        end,
+                        value,
+                    }));
+                } else {
+                    agg.add(window.get_or_insert_with(key, || agg.init()), &record);
+                }
+                match records.next_if(|r| (start..end).contains(&time_of(r))) {
+                    Some(next) => record = next,
+                    None => break,
+                }
+            }
+        }
+    }
+}
+
 impl<T, K, KF, TS, A> Operator for FixedWindows<T, K, KF, TS, A>
 where
     T: Data,
@@ -38,6 +94,9 @@ where
     type State = WindowedState<K, A::Acc>;
 
     fn on_batch(&mut self, batch: &mut Vec<T>, cx: &mut Context<'_, Self::Out, Self::State>) {
+        if self.size == self.slide {
+            return self.tumbling_batch(batch, cx);
+        }
         let wm = cx.watermark();
         let agg = &*self.aggregator;
         let (state, mut out) = cx.split();
@@ -51,7 +110,8 @@ where
                     continue;
                 }
                 accepted = true;
-                let (acc, closed) = state.get_or_insert_with(start, end, key.clone(), wm, || agg.init());
+                let (acc, closed) =
+                    state.get_or_insert_with(start, end, key.clone(), wm, || agg.init());
                 agg.add(acc, &record);
                 if closed {
                     // Within the allowed lateness of a fired window: fire again, updated.

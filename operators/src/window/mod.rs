@@ -22,8 +22,8 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-pub use hop::hop;
 pub use fixed::FixedWindows;
+pub use hop::hop;
 use rheo_engine::operator::Data;
 use rheo_engine::{KeyedStream, Stream, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -167,4 +167,3 @@ where
         }
     }
 }
-

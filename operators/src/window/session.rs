@@ -41,7 +41,6 @@ pub fn session(gap: Timestamp) -> Window {
     Window::Session { gap: gap.max(1) }
 }
 
-
 /// One session of one key.
 #[derive(Debug, Clone)]
 pub struct Pane<Acc> {
@@ -109,7 +108,14 @@ where
                 ts,
                 watermark: wm,
             };
-            if !add(&*self.aggregator, arrival, self.gap, self.lateness, state, &mut out) {
+            if !add(
+                &*self.aggregator,
+                arrival,
+                self.gap,
+                self.lateness,
+                state,
+                &mut out,
+            ) {
                 out.count("late_records", 1);
                 out.emit(Either::Right(record));
             }

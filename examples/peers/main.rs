@@ -8,8 +8,11 @@
 //! For each core count the process pins itself (as `taskset -c 0`, then `-c 0,1`; threads
 //! started later inherit the mask), then for each workload runs every system once to check
 //! its answer against the single loop's, then `--repeat` rounds of timed runs (one run of each
-//! system per round, every answer checked), and reports each system's median by CPU time. CPU time is the whole process's (`CLOCK_PROCESS_CPUTIME_ID`), so it counts every
-//! thread a system starts; input generation happens once, before any timing.
+//! system per round, every answer checked). It reports each system's median CPU and wall time,
+//! and its ratio to rheo as the median of the per-round ratios (neighbouring runs share the
+//! machine's mood; runs minutes apart on a shared machine may not). CPU time is the whole
+//! process's (`CLOCK_PROCESS_CPUTIME_ID`), so it counts every thread a system starts; input
+//! generation happens once, before any timing.
 
 mod systems;
 
@@ -35,7 +38,8 @@ struct Args {
     /// Core counts to pin to (cores 0..n each).
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     cores: Vec<usize>,
-    /// Timed runs per (system, workload, cores); the median by CPU time is reported.
+    /// Timed rounds per (workload, cores), one run of every system each; medians are reported,
+    /// and ratios are medians of the per-round ratios.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
     /// Workloads to run (default: all): word-count, map-filter, window-count.
@@ -64,7 +68,8 @@ struct Row {
     cpu_s: f64,
     events_per_cpu_s: f64,
     events_per_wall_s: f64,
-    /// This system's events per CPU-second ÷ rheo's, same workload and cores.
+    /// This system's events per CPU-second ÷ rheo's, same workload and cores (the median of
+    /// the per-round ratios).
     ratio_to_rheo: f64,
     /// This system's events per wall-second ÷ rheo's.
     wall_ratio_to_rheo: f64,
@@ -151,18 +156,15 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     bar.inc(1);
                 }
             }
-            let measured: Vec<(System, f64, f64)> = systems
-                .iter()
-                .zip(&mut samples)
-                .map(|(&system, runs)| {
-                    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    let (cpu_s, wall_s) = runs[runs.len() / 2];
-                    (system, cpu_s, wall_s)
-                })
-                .collect();
-            let (_, rheo_cpu, rheo_wall) = measured[0];
+            // Ratios are taken round by round (runs minutes apart on a shared machine can differ
+            // more than the systems do), then the median over the rounds.
+            let rheo_runs = samples[0].clone();
             let n = args.events as f64;
-            for (system, cpu_s, wall_s) in measured {
+            for (&system, runs) in systems.iter().zip(&samples) {
+                let (cpu_s, wall_s) = (
+                    median(runs.iter().map(|r| r.0)),
+                    median(runs.iter().map(|r| r.1)),
+                );
                 rows.push(Row {
                     workload: workload.name(),
                     system: system.name(),
@@ -172,8 +174,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     cpu_s,
                     events_per_cpu_s: n / cpu_s,
                     events_per_wall_s: n / wall_s,
-                    ratio_to_rheo: rheo_cpu / cpu_s,
-                    wall_ratio_to_rheo: rheo_wall / wall_s,
+                    ratio_to_rheo: median(rheo_runs.iter().zip(runs).map(|(r, s)| r.0 / s.0)),
+                    wall_ratio_to_rheo: median(rheo_runs.iter().zip(runs).map(|(r, s)| r.1 / s.1)),
                     config: system.config(workload, cores),
                 });
             }
@@ -187,6 +189,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The median of `values` (the upper one of the middle two for an even count).
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn check(

@@ -8,7 +8,8 @@ use rheo_engine::operator::{Context, Data, Operator};
 
 /// Drops records.
 pub trait Filter<T> {
-    /// Adds a stage keeping the records for which `keep` returns true.
+    /// Adds a stage keeping the records for which `keep` returns true. To filter inside the
+    /// upstream stage instead (no thread hop or copy), use [`Stream::select`].
     ///
     /// ```
     /// use rheo_engine::{JobOptions, PipelineBuilder};

@@ -8,7 +8,9 @@ use rheo_engine::operator::{Context, Data, Operator};
 
 /// Transforms every record.
 pub trait Map<T> {
-    /// Adds a stage applying `f` to every record.
+    /// Adds a stage applying `f` to every record. The stage has its own workers (and can be
+    /// rescaled on its own); to run a cheap map inside the upstream stage instead, with no
+    /// thread hop or copy, use [`Stream::select`].
     ///
     /// ```
     /// use rheo_engine::{JobOptions, PipelineBuilder};

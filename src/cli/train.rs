@@ -49,6 +49,10 @@ pub struct Args {
     /// Imitate DS2 with each workload's tuned knobs rather than the default ones.
     #[arg(long)]
     imitate_tuned: bool,
+    /// Reward shaping: a run ending below tuned DS2 on the same simulated run loses this
+    /// many times the gap on every decision (0: off).
+    #[arg(long, default_value_t = PpoConfig::default().ds2_margin)]
+    ds2_margin: f64,
     /// Also write every transition as a bincode experience log.
     #[arg(long)]
     experience: Option<PathBuf>,
@@ -93,6 +97,7 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         gamma: args.gamma,
         imitation_epochs: args.imitation_epochs,
         imitate_tuned_ds2: args.imitate_tuned,
+        ds2_margin: args.ds2_margin,
         ..PpoConfig::default()
     };
     let bar = ProgressBar::new(cfg.iterations as u64);

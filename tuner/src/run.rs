@@ -113,6 +113,17 @@ impl RunLog {
     }
 }
 
+/// Whether a decision applies something other than the tuner's own proposal: a tuner with
+/// guardrails records its proposal in `detail["proposal"]`, and a clamp, cooldown, rollback,
+/// budget or fallback that replaced it shows as a different applied configuration.
+pub fn overridden(decision: &Decision) -> bool {
+    decision
+        .detail
+        .get("proposal")
+        .and_then(|p| serde_json::from_value::<rheo_engine::JobConfig>(p.clone()).ok())
+        .is_some_and(|proposal| proposal != decision.config)
+}
+
 /// Runs `tuner` on `env` until the environment ends; calls `each` after every epoch.
 pub fn run(
     env: &mut dyn Environment,
@@ -135,8 +146,8 @@ pub fn run(
             throughput: snapshot.sources.iter().map(|s| s.emitted_rate).sum(),
             backlog: snapshot.backlog(),
             p99_ms: snapshot.latency.p99_ms,
+            fallback: overridden(&decision),
             decision,
-            fallback: false,
         };
         if let Some(log) = log.as_deref_mut() {
             log.epoch(&snapshot, &record)
@@ -157,4 +168,37 @@ pub fn run(
         objective: run_objective(&scores),
         epochs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rheo_engine::JobConfig;
+
+    fn config(p: usize) -> JobConfig {
+        let mut c = JobConfig::default();
+        c.set_parallelism("work", p);
+        c
+    }
+
+    fn decision(applied: usize, proposal: Option<usize>) -> Decision {
+        Decision {
+            config: config(applied),
+            reason: String::new(),
+            detail: match proposal {
+                Some(p) => serde_json::json!({ "proposal": config(p) }),
+                None => serde_json::json!({}),
+            },
+        }
+    }
+
+    #[test]
+    fn a_decision_is_overridden_when_it_applies_something_else_than_its_proposal() {
+        // A cooldown or clamp kept 2 where the policy asked for 3.
+        assert!(overridden(&decision(2, Some(3))));
+        // The proposal went through.
+        assert!(!overridden(&decision(3, Some(3))));
+        // Tuners without guardrails record no proposal.
+        assert!(!overridden(&decision(3, None)));
+    }
 }

@@ -78,6 +78,11 @@ pub struct PpoConfig {
     /// Share of training runs that start from a random configuration (each stage's
     /// parallelism drawn within its bounds and the thread budget) instead of the workload's.
     pub random_start: f64,
+    /// Training reward shaping: a run whose objective ends below tuned DS2's on the same
+    /// simulated run (same constants, seed and start) loses this many times the gap on every
+    /// decision (0: off). The scoreboard's objective is unchanged; this only teaches the policy
+    /// that falling behind DS2 anywhere costs more than winning elsewhere pays.
+    pub ds2_margin: f64,
 }
 
 impl Default for PpoConfig {
@@ -101,6 +106,7 @@ impl Default for PpoConfig {
             imitate_tuned_ds2: false,
             select_every: 10,
             random_start: 0.5,
+            ds2_margin: 0.0,
         }
     }
 }
@@ -225,9 +231,24 @@ pub fn train(
                 let seed = 1_000_000 + rng.random_range(0..1_000_000u64);
                 let params = randomised(&w.params, cfg.randomise, &mut rng);
                 let cx = context(&w.workload);
+                let start = rng
+                    .random_bool(cfg.random_start.clamp(0.0, 1.0))
+                    .then(|| random_start(&w.workload, &cx.bounds, &mut rng));
+                // Tuned DS2 on the very same run (workload, constants, seed, start): the bar
+                // this run's return is held to when `ds2_margin` is on.
+                let ds2_objective = if cfg.ds2_margin > 0.0 {
+                    let mut ds2_env = SimEnv::new(&w.workload, params.clone(), seed);
+                    if let Some(start) = &start {
+                        ds2_env = ds2_env.starting_from(start.clone());
+                    }
+                    let mut ds2 = Ds2::new(w.ds2);
+                    Some(run(&mut ds2_env, &mut ds2, &cx, None, |_, _| {})?.objective)
+                } else {
+                    None
+                };
                 let mut env = SimEnv::new(&w.workload, params, seed);
-                if rng.random_bool(cfg.random_start.clamp(0.0, 1.0)) {
-                    env = env.starting_from(random_start(&w.workload, &cx.bounds, &mut rng));
+                if let Some(start) = start {
+                    env = env.starting_from(start);
                 }
                 episodes.push(Episode {
                     env,
@@ -239,6 +260,7 @@ pub fn train(
                     scores: Vec::new(),
                     current: None,
                     done: false,
+                    ds2_objective,
                 });
             }
         }
@@ -252,6 +274,15 @@ pub fn train(
         for e in &mut episodes {
             // The last decision of a run leads nowhere: drop it.
             e.steps.pop();
+            if let Some(bar) = e.ds2_objective {
+                // A run that ends below tuned DS2 on the same run costs every one of its
+                // decisions the gap per epoch, `ds2_margin` times over.
+                let own = e.scores.iter().sum::<f64>() / e.scores.len().max(1) as f64;
+                let penalty = (cfg.ds2_margin * (bar - own).max(0.0)) as f32;
+                for step in &mut e.steps {
+                    step.reward -= penalty;
+                }
+            }
             advantages(&mut e.steps, cfg.gamma, cfg.lambda);
             batch.append(&mut e.steps);
         }

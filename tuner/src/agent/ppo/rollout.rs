@@ -43,6 +43,8 @@ pub(super) struct Episode {
     /// The snapshot waiting for a decision.
     pub(super) current: Option<MetricsSnapshot>,
     pub(super) done: bool,
+    /// Tuned DS2's objective on the same run, when training holds the policy to it.
+    pub(super) ds2_objective: Option<f64>,
 }
 
 impl Episode {

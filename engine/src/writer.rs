@@ -477,15 +477,30 @@ mod tests {
         }
     }
 
-    #[test]
-    fn hash_writer_sends_each_key_to_its_owner() {
-        let (txs, rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| crossbeam_channel::bounded(100)).unzip();
-        let mut w = make_writer(
-            spec(Partition::Hash, 0, 1, 4, 64),
+    /// A hash writer of worker 0 of `p_from` into `targets` channels, batches of 4, 64 key
+    /// groups.
+    fn hash_writer(
+        targets: usize,
+        p_from: usize,
+    ) -> (
+        Box<dyn EdgeWriter<u64>>,
+        Vec<crossbeam_channel::Receiver<Message<u64>>>,
+    ) {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..targets)
+            .map(|_| crossbeam_channel::bounded(100))
+            .unzip();
+        let w = make_writer(
+            spec(Partition::Hash, 0, p_from, 4, 64),
             txs,
             |x: u64| x,
             Some(|x: &u64| key_hash(x)),
         );
+        (w, rxs)
+    }
+
+    #[test]
+    fn hash_writer_sends_each_key_to_its_owner() {
+        let (mut w, rxs) = hash_writer(3, 1);
         let abort = AtomicBool::new(false);
         let mut io = IoCx {
             abort: &abort,
@@ -511,13 +526,7 @@ mod tests {
 
     #[test]
     fn hash_to_one_target_sends_whole_batches_in_order() {
-        let (txs, rxs): (Vec<_>, Vec<_>) = (0..1).map(|_| crossbeam_channel::bounded(100)).unzip();
-        let mut w = make_writer(
-            spec(Partition::Hash, 0, 2, 4, 64),
-            txs,
-            |x: u64| x,
-            Some(|x: &u64| key_hash(x)),
-        );
+        let (mut w, rxs) = hash_writer(1, 2);
         let abort = AtomicBool::new(false);
         let mut io = IoCx {
             abort: &abort,

@@ -241,6 +241,7 @@ impl Tuner for Agent {
         serde_json::json!({
             "checkpoint": self.checkpoint,
             "checkpoint_crc32": self.policy.checksum.map(|c| format!("{c:08x}")),
+            "features": FEATURE_NAMES,
             "cooldown_epochs": self.guard.cooldown_epochs,
             "rollback_drop": self.guard.rollback_drop,
             "pins": self.guard.pins,
@@ -312,18 +313,14 @@ impl Tuner for Agent {
         let actions: Vec<StageAction> = choices.iter().map(|c| c.action).collect();
         let proposal_config = proposal(&obs, &snapshot.config, &actions);
         let clamped = clamp(&snapshot.config, &proposal_config, &local.bounds);
+        // Per stage, the feature row in `FEATURE_NAMES` order (the names are in the run log's
+        // header, through `settings`): naming every value on every decision cost more than the
+        // policy's forward.
         let observation: serde_json::Map<String, serde_json::Value> = obs
             .stages
             .iter()
             .zip(&obs.rows)
-            .map(|(stage, row)| {
-                let named: serde_json::Map<String, serde_json::Value> = FEATURE_NAMES
-                    .iter()
-                    .zip(row)
-                    .map(|(name, v)| ((*name).to_owned(), serde_json::json!(v)))
-                    .collect();
-                (stage.clone(), serde_json::Value::Object(named))
-            })
+            .map(|(stage, row)| (stage.clone(), serde_json::json!(row)))
             .collect();
         let mut detail = serde_json::json!({
             "observation": observation,

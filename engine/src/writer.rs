@@ -477,15 +477,12 @@ mod tests {
         }
     }
 
+    /// The receiving ends of an edge's channels.
+    type Receivers = Vec<crossbeam_channel::Receiver<Message<u64>>>;
+
     /// A hash writer of worker 0 of `p_from` into `targets` channels, batches of 4, 64 key
     /// groups.
-    fn hash_writer(
-        targets: usize,
-        p_from: usize,
-    ) -> (
-        Box<dyn EdgeWriter<u64>>,
-        Vec<crossbeam_channel::Receiver<Message<u64>>>,
-    ) {
+    fn hash_writer(targets: usize, p_from: usize) -> (Box<dyn EdgeWriter<u64>>, Receivers) {
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..targets)
             .map(|_| crossbeam_channel::bounded(100))
             .unzip();

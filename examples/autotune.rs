@@ -3,7 +3,12 @@
 //! decision; then the same workload runs under tuned DS2 and under its static configuration,
 //! and the three are compared side by side.
 //!
-//! `cargo run --release --example autotune [-- WORKLOAD.toml [CHECKPOINT]]`
+//! Every decision is explained on a thread of its own while the job runs, and the run ends in
+//! a self-contained HTML report (`autotune-report.html`, or the third argument): the run's
+//! plots with decisions and DS2 fallbacks marked, each decision's sentence and top features,
+//! importance over the run, a projection of the observations and the distilled tree.
+//!
+//! `cargo run --release --example autotune [-- WORKLOAD.toml [CHECKPOINT [REPORT.html]]]`
 
 use std::path::PathBuf;
 
@@ -11,10 +16,12 @@ use rheo::harness::tuning::{EpochPrinter, print_comparison};
 use rheo::tuner::agent::guard::{Controls, GuardConfig};
 use rheo::tuner::agent::{Agent, Policy};
 use rheo::tuner::env::EngineEnv;
+use rheo::tuner::explain::runlog::LoggedEpoch;
+use rheo::tuner::explain::{Analysis, LiveExplainer, report};
 use rheo::tuner::run::run;
 use rheo::tuner::scoreboard::{Backend, EVALUATION_SEEDS, context, sim_params, tune_ds2};
 use rheo::tuner::spec::Workload;
-use rheo::tuner::tuners::{Ds2, Static};
+use rheo::tuner::tuners::{Ds2, Static, Tuner};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -23,6 +30,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or_else(|| "workloads/wait-step.toml".into()),
     );
     let checkpoint = PathBuf::from(args.next().unwrap_or_else(|| "models/policy.ckpt".into()));
+    let report_path = PathBuf::from(
+        args.next()
+            .unwrap_or_else(|| "autotune-report.html".into()),
+    );
     let workload = Workload::load(&spec)?;
     let cx = context(&workload);
     let seed = EVALUATION_SEEDS[0];
@@ -45,9 +56,40 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Controls::default(),
         &checkpoint.display().to_string(),
     );
+    let header = serde_json::json!({
+        "workload": workload.name,
+        "spec": spec,
+        "tuner": "agent",
+        "settings": agent.settings(),
+        "backend": "engine",
+        "seed": seed,
+        "epoch_s": workload.epoch_s,
+        "latency_slo_ms": cx.objective.latency_slo_ms,
+    });
+    let explainer = LiveExplainer::start(agent.policy())?;
+    let mut epochs = Vec::new();
     let printer = EpochPrinter::new(workload.stage_names());
     let mut env = EngineEnv::start(&workload, seed)?;
-    let agent_run = run(&mut env, &mut agent, &cx, None, |s, r| printer.row(s, r))?;
+    let agent_run = run(&mut env, &mut agent, &cx, None, |s, r| {
+        printer.row(s, r);
+        explainer.send(s.epoch, &s.config, &r.decision);
+        epochs.push(LoggedEpoch {
+            snapshot: s.clone(),
+            record: r.clone(),
+        });
+    })?;
+    let explanations = explainer.finish();
+    let analysis = Analysis::of_run(agent.policy(), &header, &epochs, Some(explanations))?;
+    println!("\nwhy the agent changed what it changed:");
+    for (d, e) in analysis.decisions.iter().zip(&analysis.explanations) {
+        if d.changed() || e.fallback.is_some() {
+            println!("  epoch {:>3}: {}", e.epoch, e.sentence);
+        }
+    }
+    report::write(
+        &report_path,
+        &report::render(&header, &epochs, Some(&analysis))?,
+    )?;
 
     println!("\nthe same workload under tuned DS2 and the static configuration…");
     let params = sim_params(&spec, &workload)?;
@@ -61,6 +103,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &[&agent_run, &ds2_run, &static_run],
         cx.objective.latency_slo_ms,
     );
+    if let Some(t) = &analysis.tree {
+        println!(
+            "\ndistilled tree (depth {}): fidelity {:.1}% overall, {:.1}% on moves",
+            t.depth,
+            t.fidelity * 100.0,
+            t.fidelity_on_moves * 100.0
+        );
+    }
+    println!("report: {}", report_path.display());
     println!(
         "\nDS2 knobs (tuned on the simulator): warm-up {}, activation {}, factor {}, catch-up {} s",
         knobs.warmup_epochs, knobs.activation, knobs.factor, knobs.catch_up_s

@@ -30,6 +30,8 @@ enum Command {
     Calibrate(cli::calibrate::Args),
     /// Trains the RL agent's policy with PPO on the simulator.
     Train(cli::train::Args),
+    /// Writes the HTML report of a run log, every agent decision explained.
+    Explain(cli::explain::Args),
     /// Runs Nexmark queries, each in its own process, and prints their speed.
     Nexmark(cli::nexmark::Args),
 }
@@ -43,6 +45,7 @@ fn main() -> std::process::ExitCode {
         Command::Calibrate(args) => cli::calibrate::run_calibrate(args),
         Command::Nexmark(args) => cli::nexmark::run_nexmark(args),
         Command::Train(args) => cli::train::run_train(args),
+        Command::Explain(args) => cli::explain::run_explain(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

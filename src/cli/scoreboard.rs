@@ -30,6 +30,9 @@ pub struct Args {
     /// Leave the agent out.
     #[arg(long)]
     no_agent: bool,
+    /// The agent's DS2 fallback.
+    #[command(flatten)]
+    fallback: super::FallbackArgs,
     /// Only these tuners (comma-separated: static, ds2, oracle, agent).
     #[arg(long, value_delimiter = ',')]
     tuners: Option<Vec<String>>,
@@ -103,6 +106,7 @@ pub fn run_scoreboard(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         if with_agent {
             kinds.push(TunerKind::Agent {
                 checkpoint: args.agent.display().to_string(),
+                fallback: args.fallback.fallback(),
             });
         }
         for kind in kinds {

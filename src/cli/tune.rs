@@ -13,6 +13,8 @@ use rheo::tuner::agent::ppo::{PpoConfig, advantages, fine_tune};
 use rheo::tuner::agent::{Agent, Policy};
 use rheo::tuner::env::sim::initial_config;
 use rheo::tuner::env::{EngineEnv, Environment, SimEnv};
+use rheo::tuner::explain::runlog::LoggedEpoch;
+use rheo::tuner::explain::{Analysis, LiveExplainer, report};
 use rheo::tuner::run::{EpochRecord, RunLog, run};
 use rheo::tuner::scoreboard::{Backend, context, sim_params};
 use rheo::tuner::spec::Workload;
@@ -33,6 +35,9 @@ pub struct Args {
     /// Write a run log (JSON lines: a header, then one line per epoch).
     #[arg(long)]
     run_log: Option<PathBuf>,
+    /// Write the HTML report of the run (plots, and for the agent every decision explained).
+    #[arg(long)]
+    report: Option<PathBuf>,
     /// Key seed (and simulator noise seed).
     #[arg(long, default_value_t = 1000)]
     seed: u64,
@@ -78,6 +83,9 @@ pub struct Args {
     /// Agent: most microseconds a decision may take; a slower one is dropped (no change).
     #[arg(long, default_value_t = GuardConfig::default().decision_budget_us)]
     decision_budget_us: u64,
+    /// Agent: the DS2 fallback.
+    #[command(flatten)]
+    fallback: super::FallbackArgs,
     /// Agent: read run-time controls from standard input, one per line: `budget N|off`,
     /// `advisory on|off`, `fixed` (hand control back to the starting configuration), `agent`.
     #[arg(long)]
@@ -174,6 +182,11 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.control && agent.is_none() {
         return Err("--control: only the agent takes run-time controls".into());
     }
+    // Explanations are computed on their own thread after each decision was applied.
+    let explainer = match (&args.report, agent.as_ref()) {
+        (Some(_), Some(a)) => Some(LiveExplainer::start(a.policy())?),
+        _ => None,
+    };
     let tuner: &mut dyn Tuner = match (agent.as_mut(), other.as_mut()) {
         (Some(a), _) => a,
         (None, Some(b)) => b.as_mut(),
@@ -183,22 +196,34 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Backend::Engine => Box::new(EngineEnv::start(&workload, args.seed)?),
         Backend::Sim => Box::new(SimEnv::new(&workload, params, args.seed)),
     };
+    let header = serde_json::json!({
+        "workload": workload.name,
+        "spec": args.workload,
+        "tuner": tuner.name(),
+        "settings": tuner.settings(),
+        "backend": backend.to_string(),
+        "seed": args.seed,
+        "epoch_s": workload.epoch_s,
+        "latency_slo_ms": cx.objective.latency_slo_ms,
+    });
     let mut log = match &args.run_log {
-        Some(path) => Some(RunLog::create(
-            path,
-            &serde_json::json!({
-                "workload": workload.name,
-                "spec": args.workload,
-                "tuner": tuner.name(),
-                "settings": tuner.settings(),
-                "backend": backend.to_string(),
-                "seed": args.seed,
-            }),
-        )?),
+        Some(path) => Some(RunLog::create(path, &header)?),
         None => None,
     };
+    let mut kept: Vec<LoggedEpoch> = Vec::new();
     let printer = EpochPrinter::new(workload.stage_names());
-    let print = |snapshot: &MetricsSnapshot, record: &EpochRecord| printer.row(snapshot, record);
+    let print = |snapshot: &MetricsSnapshot, record: &EpochRecord| {
+        printer.row(snapshot, record);
+        if let Some(x) = &explainer {
+            x.send(snapshot.epoch, &snapshot.config, &record.decision);
+        }
+        if args.report.is_some() {
+            kept.push(LoggedEpoch {
+                snapshot: snapshot.clone(),
+                record: record.clone(),
+            });
+        }
+    };
     let result = run(env.as_mut(), tuner, &cx, log.as_mut(), print)?;
     println!(
         "\n{} on {} ({}): objective {:.3} over {} epochs",
@@ -208,6 +233,16 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         result.objective,
         result.epochs.len()
     );
+    if let Some(path) = &args.report {
+        let explanations = explainer.map(LiveExplainer::finish);
+        let analysis = match agent.as_ref() {
+            Some(a) => Some(Analysis::of_run(a.policy(), &header, &kept, explanations)?),
+            None => None,
+        };
+        report::write(path, &report::render(&header, &kept, analysis.as_ref())?)?;
+        super::explain::print_summary(analysis.as_ref());
+        println!("wrote {}", path.display());
+    }
     if let (true, Some(agent), Some(original)) = (args.learn, agent.as_mut(), agent_header) {
         let save_to = args
             .save
@@ -261,6 +296,7 @@ fn make_agent(
         pins: args.pin.iter().cloned().collect(),
         limits: args.limit.iter().cloned().collect(),
         decision_budget_us: args.decision_budget_us,
+        fallback: args.fallback.fallback(),
         ..GuardConfig::default()
     };
     let controls = Controls::default();

@@ -29,6 +29,7 @@ pub mod agent;
 pub mod calibrate;
 pub mod convergence;
 pub mod env;
+pub mod explain;
 pub mod objective;
 pub mod run;
 pub mod scoreboard;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::action::Bounds;
-use crate::agent::guard::{Controls, GuardConfig};
+use crate::agent::guard::{Controls, Fallback, GuardConfig};
 use crate::agent::{Agent, Policy};
 use crate::env::{EngineEnv, EnvError, Environment, SimEnv, SimParams};
 use crate::run::{RunResult, run};
@@ -51,6 +51,8 @@ pub enum TunerKind {
     Agent {
         /// The checkpoint file.
         checkpoint: String,
+        /// The DS2 fallback's thresholds (`None`: off).
+        fallback: Option<Fallback>,
     },
 }
 
@@ -153,11 +155,17 @@ pub fn run_once(
             params.clone(),
             &cx.bounds,
         ))),
-        TunerKind::Agent { checkpoint } => {
+        TunerKind::Agent {
+            checkpoint,
+            fallback,
+        } => {
             let (policy, _) = Policy::load(Path::new(checkpoint))?;
             Box::new(Agent::new(
                 policy,
-                GuardConfig::default(),
+                GuardConfig {
+                    fallback: *fallback,
+                    ..GuardConfig::default()
+                },
                 Controls::default(),
                 checkpoint,
             ))

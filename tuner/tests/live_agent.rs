@@ -35,7 +35,28 @@ fn the_shipped_policy_raises_a_bottleneck_lowers_an_idle_stage_and_leaves_a_fit_
     let mut lowered = None;
     let mut log = Vec::new();
     let mut settled = 0;
+    // A decision is judged once the job has run under it, when the next snapshot arrives:
+    // the one made on the final snapshot is never applied (under a saturated CPU the final,
+    // draining epoch can read as a lower rate and DS2 — with it the policy — lowers stages the
+    // job never runs at).
+    let mut pending: Option<(u64, rheo_engine::JobConfig, rheo_tuner::tuners::Decision)> = None;
+    let p = |c: &rheo_engine::JobConfig, s: &str| c.parallelism(s).unwrap_or(1);
     while let Some(snapshot) = env.observe().unwrap() {
+        if let Some((epoch, before, decision)) = pending.take() {
+            let by_policy = decision.detail["guardrail"].is_null();
+            if by_policy && p(&decision.config, "lookup") > p(&before, "lookup") {
+                raised.get_or_insert(epoch);
+            }
+            if by_policy && p(&decision.config, "enrich") < p(&before, "enrich") {
+                lowered.get_or_insert(epoch);
+            }
+            assert_eq!(
+                p(&decision.config, "format"),
+                2,
+                "the well-sized stage was changed:\n{}",
+                log.join("\n")
+            );
+        }
         // The agent takes over once the job has run a whole epoch in the starting
         // configuration (the first one holds the drain into it).
         if settled < 2 {
@@ -50,7 +71,6 @@ fn the_shipped_policy_raises_a_bottleneck_lowers_an_idle_stage_and_leaves_a_fit_
         }
         let before = snapshot.config.clone();
         let decision = agent.decide(&snapshot, &cx);
-        let p = |c: &rheo_engine::JobConfig, s: &str| c.parallelism(s).unwrap_or(1);
         log.push(format!(
             "epoch {}: {}→{} {}→{} {}→{} ({}; guardrail {})",
             snapshot.epoch,
@@ -63,20 +83,8 @@ fn the_shipped_policy_raises_a_bottleneck_lowers_an_idle_stage_and_leaves_a_fit_
             decision.reason,
             decision.detail["guardrail"]
         ));
-        let by_policy = decision.detail["guardrail"].is_null();
-        if by_policy && p(&decision.config, "lookup") > p(&before, "lookup") {
-            raised.get_or_insert(snapshot.epoch);
-        }
-        if by_policy && p(&decision.config, "enrich") < p(&before, "enrich") {
-            lowered.get_or_insert(snapshot.epoch);
-        }
-        assert_eq!(
-            p(&decision.config, "format"),
-            2,
-            "the well-sized stage was changed:\n{}",
-            log.join("\n")
-        );
         env.apply(&decision.config).unwrap();
+        pending = Some((snapshot.epoch, before, decision));
     }
     let log = log.join("\n");
     assert!(raised.is_some(), "the bottleneck was never raised:\n{log}");

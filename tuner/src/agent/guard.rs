@@ -29,6 +29,33 @@ pub struct GuardConfig {
     /// Most microseconds a decision may take (features, forward, masks, clamp); a slower one
     /// is dropped and the configuration kept, so a stalled decision never lands late.
     pub decision_budget_us: u64,
+    /// When the agent hands a stage's decision to DS2 (`None`: never).
+    pub fallback: Option<Fallback>,
+}
+
+/// The DS2 fallback: a stage whose parallelism choice the policy is unsure of, or whose
+/// observation lies outside what the policy was trained on, takes DS2's suggestion instead.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Fallback {
+    /// A stage falls back when its most probable parallelism move has less than this.
+    pub min_probability: f32,
+    /// A stage falls back when its feature row lies further than this from the training
+    /// statistics stored in the checkpoint (root-mean-square of standardised features, see
+    /// [`FeatureStats::distance`](super::features::FeatureStats::distance)).
+    pub max_distance: f64,
+}
+
+impl Default for Fallback {
+    /// Thresholds measured with the shipped policy (docs/benchmarks.md, "DS2 fallback"): the
+    /// farthest of 4 644 training observations lies at 3.15 (tuner/tests/explain.rs checks
+    /// that none crosses 4); below 0.5 the policy is split between two moves, and handing those
+    /// decisions to DS2 raised the simulator's training mean and cost no workload.
+    fn default() -> Self {
+        Fallback {
+            min_probability: 0.5,
+            max_distance: 4.0,
+        }
+    }
 }
 
 impl Default for GuardConfig {
@@ -39,6 +66,7 @@ impl Default for GuardConfig {
             pins: BTreeMap::new(),
             limits: BTreeMap::new(),
             decision_budget_us: 1000,
+            fallback: Some(Fallback::default()),
         }
     }
 }

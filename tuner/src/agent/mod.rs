@@ -10,4 +10,4 @@ pub mod policy;
 pub mod ppo;
 mod tuner;
 
-pub use tuner::{Agent, Policy, StageChoice};
+pub use tuner::{Agent, Policy, StageChoice, StageFallback, fallback_stages};

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::actions::{StageAction, masks, proposal};
 use super::checkpoint::{CheckpointError, CheckpointHeader, load_with_checksum};
 use super::features::{FEATURE_NAMES, FEATURES, FeatureStats, History, Observation, observe};
-use super::guard::{Controls, GuardConfig, GuardState, Verdict, effective_bounds};
+use super::guard::{Controls, Fallback, GuardConfig, GuardState, Verdict, effective_bounds};
 use super::policy::{
     BUFFER_ACTIONS, OUTPUTS, PARALLELISM_ACTIONS, PolicyNet, argmax, masked_softmax, sample,
 };
@@ -93,6 +93,12 @@ impl Policy {
         (rows, outputs)
     }
 
+    /// Per row of `obs`, its distance from the training statistics (see
+    /// [`FeatureStats::distance`]).
+    pub fn distances(&self, obs: &Observation) -> Vec<f64> {
+        obs.rows.iter().map(|r| self.stats.distance(r)).collect()
+    }
+
     /// A move per stage drawn from the policy, and the transition that records it.
     pub fn sampled(
         &self,
@@ -169,6 +175,57 @@ pub(crate) fn choose(
     (choices, t)
 }
 
+/// A stage handed to DS2 by the fallback, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageFallback {
+    /// The stage's index in the observation.
+    pub index: usize,
+    /// The stage.
+    pub stage: String,
+    /// `uncertain` or `out of distribution`.
+    pub reason: &'static str,
+    /// The policy's largest parallelism-move probability for the stage.
+    pub max_probability: f32,
+    /// The stage row's distance from the training statistics.
+    pub distance: f64,
+}
+
+/// The stages of `obs` whose choice falls back to DS2 under `fallback`.
+pub fn fallback_stages(
+    policy: &Policy,
+    obs: &Observation,
+    choices: &[StageChoice],
+    fallback: Fallback,
+) -> Vec<StageFallback> {
+    let distances = policy.distances(obs);
+    choices
+        .iter()
+        .zip(distances)
+        .enumerate()
+        .filter_map(|(index, (c, distance))| {
+            let max_probability = c
+                .parallelism_probabilities
+                .iter()
+                .copied()
+                .fold(0.0f32, f32::max);
+            let reason = if distance > fallback.max_distance {
+                "out of distribution"
+            } else if max_probability < fallback.min_probability {
+                "uncertain"
+            } else {
+                return None;
+            };
+            Some(StageFallback {
+                index,
+                stage: c.stage.clone(),
+                reason,
+                max_probability,
+                distance,
+            })
+        })
+        .collect()
+}
+
 /// The agent as a tuner: observe, score, guard, act.
 pub struct Agent {
     policy: Policy,
@@ -226,6 +283,11 @@ impl Agent {
         (experience, &self.policy)
     }
 
+    /// The policy it acts with.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     /// The user controls (thread budget, advisory mode, fixed configuration).
     pub fn controls(&self) -> &Controls {
         &self.controls
@@ -246,6 +308,7 @@ impl Tuner for Agent {
             "rollback_drop": self.guard.rollback_drop,
             "pins": self.guard.pins,
             "limits": self.guard.limits,
+            "fallback": self.guard.fallback,
         })
     }
 
@@ -312,7 +375,27 @@ impl Tuner for Agent {
         };
         let actions: Vec<StageAction> = choices.iter().map(|c| c.action).collect();
         let proposal_config = proposal(&obs, &snapshot.config, &actions);
-        let clamped = clamp(&snapshot.config, &proposal_config, &local.bounds);
+        // The DS2 fallback replaces the moves of the stages the policy is unsure of or has not
+        // been trained for; the proposal stays recorded as the policy's own.
+        let fallbacks = match (self.guard.fallback, self.learner.is_some()) {
+            (Some(fallback), false) => fallback_stages(&self.policy, &obs, &choices, fallback),
+            _ => Vec::new(),
+        };
+        let chosen_config = if fallbacks.is_empty() {
+            proposal_config.clone()
+        } else {
+            let mut c = proposal_config.clone();
+            for f in &fallbacks {
+                let i = f.index;
+                let ds2 = obs
+                    .ds2
+                    .parallelism(&obs.stages[i])
+                    .unwrap_or(obs.parallelism[i]);
+                c.set_parallelism(&obs.stages[i], ds2);
+            }
+            c
+        };
+        let clamped = clamp(&snapshot.config, &chosen_config, &local.bounds);
         // Per stage, the feature row in `FEATURE_NAMES` order (the names are in the run log's
         // header, through `settings`): naming every value on every decision cost more than the
         // policy's forward.
@@ -331,6 +414,12 @@ impl Tuner for Agent {
             "reward": reward,
             "guardrail": if clamped.notes.is_empty() { serde_json::Value::Null } else { "bounds and budgets (clamp)".into() },
         });
+        if !fallbacks.is_empty() {
+            detail["fallback"] = serde_json::json!(fallbacks);
+            if chosen_config != proposal_config {
+                detail["guardrail"] = format!("DS2 fallback ({})", fallbacks[0].reason).into();
+            }
+        }
         let spent_us = started.elapsed().as_micros() as u64;
         detail["decision_us"] = spent_us.into();
         if spent_us > self.guard.decision_budget_us {
@@ -363,8 +452,12 @@ impl Tuner for Agent {
             Verdict::Apply => {
                 let moves: Vec<String> = choices
                     .iter()
-                    .filter(|c| c.action != StageAction::KEEP)
-                    .map(|c| format!("{} {} (p={:.2})", c.stage, c.label, c.p_parallelism))
+                    .enumerate()
+                    .filter_map(|(i, c)| match fallbacks.iter().find(|f| f.index == i) {
+                        Some(f) => Some(format!("{} ds2 (fallback: {})", c.stage, f.reason)),
+                        None => (c.action != StageAction::KEEP)
+                            .then(|| format!("{} {} (p={:.2})", c.stage, c.label, c.p_parallelism)),
+                    })
                     .collect();
                 let reason = if clamped.config == snapshot.config {
                     "no change".to_owned()

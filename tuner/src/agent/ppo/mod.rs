@@ -371,9 +371,15 @@ fn selection_score(
     for (w, ds2) in workloads.iter().zip(baseline) {
         let mut total = 0.0;
         for &seed in &SELECTION_SEEDS {
+            // Selection scores the policy's own moves: the DS2 fallback is left off, so a
+            // checkpoint is chosen for what it does and training reproduces across changes to
+            // the fallback's thresholds.
             let mut agent = Agent::new(
                 policy.clone(),
-                GuardConfig::default(),
+                GuardConfig {
+                    fallback: None,
+                    ..GuardConfig::default()
+                },
                 Controls::default(),
                 "selection",
             );

@@ -5,7 +5,13 @@
 //! - `ds2/decide`: one DS2 decision from a snapshot (suggestion, clamp, knobs).
 //! - `agent/decide/<workload>`: one agent decision from a snapshot — feature extraction
 //!   (DS2's suggestion included), the policy forward, masks, clamp and guardrails — with the
-//!   shipped policy, or a fresh network of the same shape if none is shipped yet.
+//!   shipped policy, or a fresh network of the same shape if none is shipped yet; the DS2
+//!   fallback is on (its distance check included).
+//! - `agent/decide-and-hand-off/<workload>`: the same with traces on, plus handing the
+//!   decision's trace to the explainer thread (what explanations cost the decision thread).
+//! - `explain/decision/<workload>`: explaining one whole decision (every stage): gradient
+//!   saliency (one forward and one backward), masking and permutation importance (one
+//!   forward over every perturbation), the runner-up and the sentence.
 //!
 //! Run: `cargo bench --bench tuner` (results in docs/benchmarks.md).
 
@@ -13,8 +19,11 @@ use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rheo::tuner::agent::guard::{Controls, GuardConfig};
+use rheo::tuner::agent::trace::DecisionTrace;
 use rheo::tuner::agent::{Agent, Policy};
 use rheo::tuner::env::{Environment, SimEnv, SimParams};
+use rheo::tuner::explain::sample::simulated_decisions;
+use rheo::tuner::explain::{Explainer, StageDecision};
 use rheo::tuner::scoreboard::context;
 use rheo::tuner::spec::Workload;
 use rheo::tuner::tuners::{Ds2, Ds2Knobs, Tuner};
@@ -53,11 +62,7 @@ fn ds2_decide(c: &mut Criterion) {
 }
 
 fn agent_decide(c: &mut Criterion) {
-    let checkpoint = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/policy.ckpt");
-    let policy = match Policy::load(&checkpoint) {
-        Ok((policy, _)) => policy,
-        Err(_) => Policy::untrained(),
-    };
+    let policy = shipped_policy();
     let mut group = c.benchmark_group("agent/decide");
     for name in ["wait-constant", "six-stage"] {
         let w = workload(name);
@@ -78,5 +83,74 @@ fn agent_decide(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, sim_epoch, ds2_decide, agent_decide);
+fn agent_decide_and_hand_off(c: &mut Criterion) {
+    let policy = shipped_policy();
+    let mut group = c.benchmark_group("agent/decide-and-hand-off");
+    for name in ["wait-constant", "six-stage"] {
+        let w = workload(name);
+        let mut env = SimEnv::new(&w, SimParams::nominal(&w), 1);
+        let snapshot = env.observe().expect("simulated epoch").expect("an epoch");
+        let cx = context(&w);
+        let mut agent = Agent::new(
+            policy.clone(),
+            GuardConfig {
+                cooldown_epochs: 0,
+                ..GuardConfig::default()
+            },
+            Controls::default(),
+            "bench",
+        );
+        // The explainer's side: a thread receiving the traces, here dropping them (explaining
+        // every one of criterion's iterations would only grow the queue).
+        let traces = agent.traces();
+        let (tx, rx) = std::sync::mpsc::channel::<DecisionTrace>();
+        let sink = std::thread::spawn(move || for _ in rx {});
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let decision = agent.decide(&snapshot, &cx);
+                if let Some(trace) = traces.take() {
+                    let _ = tx.send(trace);
+                }
+                decision
+            })
+        });
+        drop(tx);
+        let _ = sink.join();
+    }
+    group.finish();
+}
+
+fn explain_decision(c: &mut Criterion) {
+    let policy = shipped_policy();
+    let mut group = c.benchmark_group("explain/decision");
+    for name in ["wait-constant", "six-stage"] {
+        let w = workload(name);
+        let params = SimParams::nominal(&w);
+        let decisions =
+            simulated_decisions(&policy, &w, &params, &[1], false).expect("simulated decisions");
+        let stages = w.stages.len();
+        let one: Vec<StageDecision> = decisions.iter().take(stages).cloned().collect();
+        let mut explainer =
+            Explainer::new(&policy).with_background(decisions.iter().map(|d| d.features()));
+        group.bench_function(name, |b| b.iter(|| explainer.explain_all(&one)));
+    }
+    group.finish();
+}
+
+fn shipped_policy() -> Policy {
+    let checkpoint = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/policy.ckpt");
+    match Policy::load(&checkpoint) {
+        Ok((policy, _)) => policy,
+        Err(_) => Policy::untrained(),
+    }
+}
+
+criterion_group!(
+    benches,
+    sim_epoch,
+    ds2_decide,
+    agent_decide,
+    agent_decide_and_hand_off,
+    explain_decision
+);
 criterion_main!(benches);

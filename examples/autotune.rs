@@ -30,10 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or_else(|| "workloads/wait-step.toml".into()),
     );
     let checkpoint = PathBuf::from(args.next().unwrap_or_else(|| "models/policy.ckpt".into()));
-    let report_path = PathBuf::from(
-        args.next()
-            .unwrap_or_else(|| "autotune-report.html".into()),
-    );
+    let report_path = PathBuf::from(args.next().unwrap_or_else(|| "autotune-report.html".into()));
     let workload = Workload::load(&spec)?;
     let cx = context(&workload);
     let seed = EVALUATION_SEEDS[0];
@@ -67,12 +64,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "latency_slo_ms": cx.objective.latency_slo_ms,
     });
     let explainer = LiveExplainer::start(agent.policy())?;
+    let traces = agent.traces();
     let mut epochs = Vec::new();
     let printer = EpochPrinter::new(workload.stage_names());
     let mut env = EngineEnv::start(&workload, seed)?;
     let agent_run = run(&mut env, &mut agent, &cx, None, |s, r| {
         printer.row(s, r);
-        explainer.send(s.epoch, &s.config, &r.decision);
+        // Applied: the decision's trace goes to the explainer thread.
+        if let Some(trace) = traces.take() {
+            explainer.send(trace);
+        }
         epochs.push(LoggedEpoch {
             snapshot: s.clone(),
             record: r.clone(),

@@ -32,6 +32,8 @@ enum Command {
     Train(cli::train::Args),
     /// Writes the HTML report of a run log, every agent decision explained.
     Explain(cli::explain::Args),
+    /// Distils a shallow decision tree from the policy and measures its fidelity.
+    Distill(cli::distill::Args),
     /// Runs Nexmark queries, each in its own process, and prints their speed.
     Nexmark(cli::nexmark::Args),
 }
@@ -46,6 +48,7 @@ fn main() -> std::process::ExitCode {
         Command::Nexmark(args) => cli::nexmark::run_nexmark(args),
         Command::Train(args) => cli::train::run_train(args),
         Command::Explain(args) => cli::explain::run_explain(args),
+        Command::Distill(args) => cli::distill::run_distill(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 
 pub mod calibrate;
 pub mod control;
+pub mod distill;
 pub mod explain;
 pub mod metrics;
 pub mod nexmark;

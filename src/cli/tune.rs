@@ -183,8 +183,8 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         return Err("--control: only the agent takes run-time controls".into());
     }
     // Explanations are computed on their own thread after each decision was applied.
-    let explainer = match (&args.report, agent.as_ref()) {
-        (Some(_), Some(a)) => Some(LiveExplainer::start(a.policy())?),
+    let explainer = match (&args.report, agent.as_mut()) {
+        (Some(_), Some(a)) => Some((LiveExplainer::start(a.policy())?, a.traces())),
         _ => None,
     };
     let tuner: &mut dyn Tuner = match (agent.as_mut(), other.as_mut()) {
@@ -214,8 +214,11 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let printer = EpochPrinter::new(workload.stage_names());
     let print = |snapshot: &MetricsSnapshot, record: &EpochRecord| {
         printer.row(snapshot, record);
-        if let Some(x) = &explainer {
-            x.send(snapshot.epoch, &snapshot.config, &record.decision);
+        // The decision has been applied: its trace goes to the explainer thread.
+        if let Some((x, traces)) = &explainer
+            && let Some(trace) = traces.take()
+        {
+            x.send(trace);
         }
         if args.report.is_some() {
             kept.push(LoggedEpoch {
@@ -234,7 +237,7 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         result.epochs.len()
     );
     if let Some(path) = &args.report {
-        let explanations = explainer.map(LiveExplainer::finish);
+        let explanations = explainer.map(|(x, _)| x.finish());
         let analysis = match agent.as_ref() {
             Some(a) => Some(Analysis::of_run(a.policy(), &header, &kept, explanations)?),
             None => None,

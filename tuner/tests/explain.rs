@@ -85,7 +85,11 @@ fn a_policy_reading_one_feature_gets_it_ranked_first_and_the_others_nothing() {
         for row in rows.iter().take(20) {
             let e = explainer.explain(&decision(*row, &explainer));
             let top = e.saliency[keep];
-            assert_eq!(e.top[0].feature, keep, "saliency: {:?}", e.saliency);
+            let by_saliency = (0..FEATURES)
+                .max_by(|&a, &b| e.saliency[a].total_cmp(&e.saliency[b]))
+                .unwrap();
+            assert_eq!(by_saliency, keep, "saliency: {:?}", e.saliency);
+            assert_eq!(e.top[0].feature, keep, "top: {:?}", e.top);
             let by_masking = (0..FEATURES)
                 .max_by(|&a, &b| e.masking[a].total_cmp(&e.masking[b]))
                 .unwrap();
@@ -147,6 +151,9 @@ fn the_sentence_names_the_top_features_and_the_move() {
             );
         }
         assert!(e.sentence.contains(&format!("`{}`", e.stage)));
+        // The top feature is the one whose masking moves the decision most.
+        let most = e.masking.iter().copied().fold(0.0f32, f32::max);
+        assert_eq!(e.masking[e.top[0].feature], most);
         if e.to > e.from {
             assert!(
                 e.sentence

@@ -15,7 +15,7 @@ use crate::tuners::{Ds2Suggestion, TuneContext, ds2_suggestion};
 /// Features per stage.
 pub const STAGE_FEATURES: usize = 13;
 /// Features of the whole pipeline, appended to every stage's row.
-pub const GLOBAL_FEATURES: usize = 10;
+pub const GLOBAL_FEATURES: usize = 9;
 /// Features per row.
 pub const FEATURES: usize = STAGE_FEATURES + GLOBAL_FEATURES;
 
@@ -43,7 +43,6 @@ pub const FEATURE_NAMES: [&str; FEATURES] = [
     "buffered records / budget",
     "stages / 8",
     "peak rate of the last 40 epochs / rate",
-    "largest rate jump of the last 40 epochs / rate",
 ];
 
 /// Epochs of offered rates the agent remembers for the peak-rate feature.
@@ -167,19 +166,6 @@ pub fn observe(snapshot: &MetricsSnapshot, cx: &TuneContext, history: &History) 
     } else {
         1.0
     };
-    // A step or burst shows as one large epoch-to-epoch jump; a sine as many small ones; a
-    // constant rate as none — headroom pays after the first, not the others.
-    let jump = history
-        .recent_rates
-        .iter()
-        .zip(history.recent_rates.iter().skip(1))
-        .map(|(a, b)| (b - a).abs())
-        .fold(0.0, f64::max);
-    let jump = if rate > 0.0 {
-        (jump / rate).min(8.0)
-    } else {
-        0.0
-    };
     let epoch_load = (rate * snapshot.epoch_s).max(1.0);
     let backlog = (snapshot.backlog() as f64 / epoch_load).min(100.0);
     let slo = cx.objective.latency_slo_ms.max(1e-3);
@@ -199,7 +185,6 @@ pub fn observe(snapshot: &MetricsSnapshot, cx: &TuneContext, history: &History) 
             .min(4.0) as f32,
         (cx.bounds.stages.len() as f64 / 8.0) as f32,
         swing.ln() as f32,
-        jump.ln_1p() as f32,
     ];
     let mut obs = Observation {
         stages: Vec::new(),

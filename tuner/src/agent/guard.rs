@@ -46,10 +46,11 @@ pub struct Fallback {
 }
 
 impl Default for Fallback {
-    /// Thresholds measured with the shipped policy (docs/benchmarks.md, "DS2 fallback"): the
-    /// farthest of 4 644 training observations lies at 3.15 (tuner/tests/explain.rs checks
-    /// that none crosses 4); below 0.5 the policy is split between two moves, and handing those
-    /// decisions to DS2 raised the simulator's training mean and cost no workload.
+    /// Thresholds measured with the shipped policy (docs/benchmarks.md, "Explainable
+    /// tuning"): the farthest of 4 644 training observations lies at 3.22
+    /// (tuner/tests/explain.rs checks that none crosses 4); below 0.5 the policy is split
+    /// between two moves, and handing those decisions to DS2 raised the training mean on the
+    /// simulator and on the engine (at some cost in reconfigurations).
     fn default() -> Self {
         Fallback {
             min_probability: 0.5,

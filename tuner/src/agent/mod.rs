@@ -8,6 +8,7 @@ pub mod features;
 pub mod guard;
 pub mod policy;
 pub mod ppo;
+pub mod trace;
 mod tuner;
 
 pub use tuner::{Agent, Policy, StageChoice, StageFallback, fallback_stages};

@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rheo_engine::{JobConfig, MetricsSnapshot};
 use serde::Serialize;
 
-use super::actions::{StageAction, masks, proposal};
+use super::actions::{StageAction, input_capacity, masks, proposal};
 use super::checkpoint::{CheckpointError, CheckpointHeader, load_with_checksum};
 use super::features::{FEATURE_NAMES, FEATURES, FeatureStats, History, Observation, observe};
 use super::guard::{Controls, Fallback, GuardConfig, GuardState, Verdict, effective_bounds};
@@ -17,6 +17,7 @@ use super::policy::{
     BUFFER_ACTIONS, OUTPUTS, PARALLELISM_ACTIONS, PolicyNet, argmax, masked_softmax, sample,
 };
 use super::ppo::Transition;
+use super::trace::{DecisionTrace, TraceSlot};
 use crate::action::clamp;
 use crate::tuners::{Decision, TuneContext, Tuner};
 
@@ -235,6 +236,22 @@ pub struct Agent {
     controls: Controls,
     checkpoint: String,
     learner: Option<Learner>,
+    /// Where each decision's trace goes, once someone asked for traces.
+    traces: Option<TraceSlot>,
+    /// What the decision in progress leaves for its trace.
+    pending: Option<PendingTrace>,
+    /// The tunable stages' names, shared by every trace.
+    trace_stages: Option<std::sync::Arc<[String]>>,
+}
+
+/// The parts of a trace known before the decision's end.
+struct PendingTrace {
+    rows: Vec<[f32; FEATURES]>,
+    actions: Vec<StageAction>,
+    parallelism_probabilities: Vec<[f32; PARALLELISM_ACTIONS]>,
+    buffer_probabilities: Vec<[f32; BUFFER_ACTIONS]>,
+    ds2: Vec<Option<usize>>,
+    fallbacks: Vec<(usize, &'static str)>,
 }
 
 /// Online learning: moves are sampled (exploration) and every decision is kept as a
@@ -258,6 +275,9 @@ impl Agent {
             controls,
             checkpoint: checkpoint.to_owned(),
             learner: None,
+            traces: None,
+            pending: None,
+            trace_stages: None,
         }
     }
 
@@ -281,6 +301,12 @@ impl Agent {
             .unwrap_or_default();
         experience.pop();
         (experience, &self.policy)
+    }
+
+    /// The mailbox every later decision leaves its [`DecisionTrace`] in (for a
+    /// [`LiveExplainer`](crate::explain::LiveExplainer)); empty it after applying each decision.
+    pub fn traces(&mut self) -> TraceSlot {
+        self.traces.get_or_insert_with(TraceSlot::default).clone()
     }
 
     /// The policy it acts with.
@@ -313,6 +339,54 @@ impl Tuner for Agent {
     }
 
     fn decide(&mut self, snapshot: &MetricsSnapshot, cx: &TuneContext) -> Decision {
+        let decision = self.decide_with_policy(snapshot, cx);
+        if let (Some(slot), Some(p)) = (&self.traces, self.pending.take()) {
+            let stages = match &self.trace_stages {
+                Some(s) if s.len() == p.rows.len() => s.clone(),
+                _ => {
+                    let s: std::sync::Arc<[String]> = cx
+                        .bounds
+                        .stages
+                        .iter()
+                        .map(|(name, _, _)| name.clone())
+                        .collect();
+                    self.trace_stages = Some(s.clone());
+                    s
+                }
+            };
+            let before = &snapshot.config;
+            let after = &decision.config;
+            slot.put(DecisionTrace {
+                epoch: snapshot.epoch,
+                parallelism: stages
+                    .iter()
+                    .map(|s| {
+                        (
+                            before.parallelism(s).unwrap_or(1),
+                            after.parallelism(s).unwrap_or(1),
+                        )
+                    })
+                    .collect(),
+                buffers: stages
+                    .iter()
+                    .map(|s| (input_capacity(before, s), input_capacity(after, s)))
+                    .collect(),
+                stages,
+                rows: p.rows,
+                actions: p.actions,
+                parallelism_probabilities: p.parallelism_probabilities,
+                buffer_probabilities: p.buffer_probabilities,
+                ds2: p.ds2,
+                fallbacks: p.fallbacks,
+                guardrail: decision.detail["guardrail"].as_str().map(str::to_owned),
+            });
+        }
+        decision
+    }
+}
+
+impl Agent {
+    fn decide_with_policy(&mut self, snapshot: &MetricsSnapshot, cx: &TuneContext) -> Decision {
         let started = Instant::now();
         let changed = self
             .history
@@ -396,6 +470,19 @@ impl Tuner for Agent {
             c
         };
         let clamped = clamp(&snapshot.config, &chosen_config, &local.bounds);
+        if self.traces.is_some() {
+            self.pending = Some(PendingTrace {
+                rows: obs.rows.clone(),
+                actions: choices.iter().map(|c| c.action).collect(),
+                parallelism_probabilities: choices
+                    .iter()
+                    .map(|c| c.parallelism_probabilities)
+                    .collect(),
+                buffer_probabilities: choices.iter().map(|c| c.buffer_probabilities).collect(),
+                ds2: obs.stages.iter().map(|s| obs.ds2.parallelism(s)).collect(),
+                fallbacks: fallbacks.iter().map(|f| (f.index, f.reason)).collect(),
+            });
+        }
         // Per stage, the feature row in `FEATURE_NAMES` order (the names are in the run log's
         // header, through `settings`): naming every value on every decision cost more than the
         // policy's forward.

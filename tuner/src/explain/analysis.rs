@@ -12,7 +12,7 @@ use crate::agent::features::FEATURES;
 /// Depth of the distilled tree in reports.
 pub const TREE_DEPTH: usize = 5;
 /// Weight of a move (a decision that changes its stage) when fitting the tree.
-pub const MOVE_WEIGHT: f32 = 4.0;
+pub const MOVE_WEIGHT: f32 = 6.0;
 
 /// One run, explained.
 #[derive(Debug, Clone, Serialize)]

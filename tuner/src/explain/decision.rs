@@ -89,7 +89,7 @@ pub struct RankedFeature {
     pub name: String,
     /// Its raw value in the decision.
     pub value: f32,
-    /// Its importance (saliency, normalised so the top feature has 1).
+    /// Its gradient saliency, normalised so the decision's most salient feature has 1.
     pub importance: f32,
 }
 
@@ -114,7 +114,8 @@ pub struct Explanation {
     /// Per feature: mean change in the move probabilities when the feature takes values other
     /// decisions of the run saw.
     pub permutation: Vec<f32>,
-    /// The top features by saliency.
+    /// The top features: by masking importance (what replacing the feature by its training
+    /// mean changes in the move probabilities), saliency breaking ties.
     pub top: Vec<RankedFeature>,
     /// Parallelism before and after.
     pub from: usize,
@@ -321,8 +322,12 @@ impl Explainer {
         let (masking, permutation) = self.occlusion(row, &d.parallelism_allowed);
         let raw = d.features();
         let top_value = sal.iter().copied().fold(0.0f32, f32::max).max(1e-12);
+        // Ranked by what masking the feature would change in the decision, then by saliency:
+        // a feature sitting at its training mean explains nothing, however steep the policy
+        // is there.
+        let key = |f: usize| masking[f] + 1e-3 * sal[f] / top_value;
         let mut order: Vec<usize> = (0..FEATURES).collect();
-        order.sort_by(|&a, &b| sal[b].total_cmp(&sal[a]));
+        order.sort_by(|&a, &b| key(b).total_cmp(&key(a)));
         let top: Vec<RankedFeature> = order
             .iter()
             .take(self.top)

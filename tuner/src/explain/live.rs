@@ -1,26 +1,24 @@
-//! Explaining a live run as it goes, on a thread of its own: the decision thread hands each
-//! applied decision over a channel and never waits for the explanation.
+//! Explaining a live run as it goes, on a thread of its own: after each decision was applied,
+//! the run loop hands its [`DecisionTrace`] over a channel and never waits for the explanation.
 
 use std::sync::mpsc::{Sender, channel};
 use std::thread::JoinHandle;
 
-use rheo_engine::JobConfig;
-
-use super::runlog::stage_decisions;
+use super::runlog::trace_decisions;
 use super::{Explainer, Explanation};
 use crate::agent::Policy;
-use crate::tuners::Decision;
+use crate::agent::trace::DecisionTrace;
 
 /// The explainer thread of a live run.
 pub struct LiveExplainer {
-    to_thread: Option<Sender<(u64, JobConfig, Decision)>>,
+    to_thread: Option<Sender<DecisionTrace>>,
     thread: Option<JoinHandle<Vec<Explanation>>>,
 }
 
 impl LiveExplainer {
     /// Starts the thread for `policy`.
     pub fn start(policy: &Policy) -> std::io::Result<LiveExplainer> {
-        let (tx, rx) = channel::<(u64, JobConfig, Decision)>();
+        let (tx, rx) = channel::<DecisionTrace>();
         let policy = policy.clone();
         let thread = std::thread::Builder::new()
             .name("rheo-explainer".into())
@@ -28,10 +26,8 @@ impl LiveExplainer {
                 let mut explainer = Explainer::new(&policy);
                 let mut seen = Vec::new();
                 let mut out = Vec::new();
-                for (epoch, before, decision) in rx {
-                    let Ok(decisions) = stage_decisions(epoch, &before, &decision) else {
-                        continue;
-                    };
+                for trace in rx {
+                    let decisions = trace_decisions(&trace);
                     // Permutation values come from the decisions seen so far in the run.
                     seen.extend(decisions.iter().map(|d| d.features()));
                     explainer = explainer.with_background(seen.iter().copied());
@@ -45,12 +41,11 @@ impl LiveExplainer {
         })
     }
 
-    /// Hands over a decision made after `epoch` on a job running `before` (after it was
-    /// applied). Never blocks.
-    pub fn send(&self, epoch: u64, before: &JobConfig, decision: &Decision) {
+    /// Hands over an applied decision's trace. Never blocks.
+    pub fn send(&self, trace: DecisionTrace) {
         if let Some(tx) = &self.to_thread {
             // A thread that died takes its explanations with it; the run goes on.
-            let _ = tx.send((epoch, before.clone(), decision.clone()));
+            let _ = tx.send(trace);
         }
     }
 

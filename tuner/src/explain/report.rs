@@ -260,9 +260,11 @@ pub fn render(
 fn analysis_sections(html: &mut String, a: &Analysis) -> Result<(), ExplainError> {
     let mut body = String::from(
         "<p>Decisions that changed a stage or that the DS2 fallback took, with the features \
-         ranked on top by gradient saliency. Every other decision kept its stage.</p><table>\
+         ranked on top by masking importance (the change in the move probabilities were the \
+         feature at its training mean) and each one's gradient saliency. Every other decision \
+         kept its stage.</p><table>\
          <tr><th>epoch</th><th>stage</th><th>decision</th><th>p</th><th>runner-up</th>\
-         <th>DS2</th><th>top features (saliency / masking)</th></tr>",
+         <th>DS2</th><th>top features: value (saliency / masking)</th></tr>",
     );
     let mut shown = 0;
     for (d, e) in a.decisions.iter().zip(&a.explanations) {

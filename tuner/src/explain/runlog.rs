@@ -9,6 +9,7 @@ use super::{ExplainError, StageDecision};
 use crate::agent::actions::{StageAction, input_capacity};
 use crate::agent::features::FEATURES;
 use crate::agent::policy::{BUFFER_ACTIONS, PARALLELISM_ACTIONS};
+use crate::agent::trace::DecisionTrace;
 use crate::run::EpochRecord;
 use crate::tuners::Decision;
 
@@ -181,4 +182,36 @@ pub fn stage_decisions(
         });
     }
     Ok(out)
+}
+
+/// The stage decisions of an agent's [`DecisionTrace`] (what a live run hands the explainer).
+pub fn trace_decisions(t: &DecisionTrace) -> Vec<StageDecision> {
+    t.stages
+        .iter()
+        .enumerate()
+        .map(|(i, stage)| {
+            let probabilities = t.parallelism_probabilities[i];
+            let (from, to) = t.parallelism[i];
+            StageDecision {
+                epoch: t.epoch,
+                stage: stage.clone(),
+                row: t.rows.get(i).map(|r| r.to_vec()).unwrap_or_default(),
+                parallelism_allowed: probabilities.map(|p| p > 0.0),
+                buffer_allowed: t.buffer_probabilities[i].map(|p| p > 0.0),
+                action: t.actions[i],
+                probabilities,
+                from,
+                to,
+                buffer: t.buffers[i],
+                ds2: t.ds2.get(i).copied().flatten(),
+                fallback: t
+                    .fallbacks
+                    .iter()
+                    .find(|f| f.0 == i)
+                    .map(|f| f.1.to_owned()),
+                guardrail: t.guardrail.clone(),
+            }
+        })
+        .take(t.actions.len())
+        .collect()
 }

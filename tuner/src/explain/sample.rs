@@ -34,8 +34,11 @@ pub fn simulated_decisions(
             }
             let agent = Agent::new(
                 policy.clone(),
+                // The policy's own decisions, each one taken however long it ran (the decision
+                // budget would make the sample depend on the machine's load).
                 GuardConfig {
                     fallback: None,
+                    decision_budget_us: u64::MAX,
                     ..GuardConfig::default()
                 },
                 Controls::default(),

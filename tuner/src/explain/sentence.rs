@@ -26,7 +26,11 @@ pub fn sentence(e: &Explanation, d: &StageDecision) -> String {
     };
     let why: Vec<String> = e.top.iter().map(|f| value(&f.name, f.value)).collect();
     let ds2 = match (e.ds2, &e.fallback) {
-        (Some(p), Some(reason)) => format!("DS2's {p} applied (fallback: {reason})"),
+        (Some(p), Some(reason)) if e.to == p => format!("DS2's {p} applied (fallback: {reason})"),
+        (Some(p), Some(reason)) => format!(
+            "fallback ({reason}) to DS2's {p}, held by {}",
+            d.guardrail.as_deref().unwrap_or("a guardrail")
+        ),
         (Some(p), None) if e.agreed_with_ds2 => format!("DS2 suggested {p} too"),
         (Some(p), None) => format!("DS2 suggested {p}"),
         (None, _) => "no DS2 suggestion".to_owned(),

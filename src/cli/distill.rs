@@ -1,0 +1,89 @@
+//! `rheo distill`: a shallow decision tree distilled from the policy over simulated decisions
+//! on workloads, its fidelity on held-out seeds and its rules.
+
+use std::path::PathBuf;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rheo::tuner::agent::Policy;
+use rheo::tuner::explain::sample::simulated_decisions;
+use rheo::tuner::explain::tree::distill;
+use rheo::tuner::explain::{MOVE_WEIGHT, TREE_DEPTH};
+use rheo::tuner::scoreboard::{EVALUATION_SEEDS, sim_params};
+use rheo::tuner::spec::Workload;
+
+/// Arguments of `rheo distill`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Workload specs (TOML) to sample decisions on.
+    #[arg(long, num_args = 1.., required = true)]
+    workload: Vec<PathBuf>,
+    /// The policy checkpoint.
+    #[arg(long, default_value = "models/policy.ckpt")]
+    checkpoint: PathBuf,
+    /// Depth limit of the tree.
+    #[arg(long, default_value_t = TREE_DEPTH)]
+    depth: usize,
+    /// Weight of a decision that changes its stage when fitting.
+    #[arg(long, default_value_t = MOVE_WEIGHT)]
+    move_weight: f32,
+    /// Fit on the simulator's seeds 0..N (never an evaluation seed).
+    #[arg(long, default_value_t = 30)]
+    fit_seeds: u64,
+    /// Write the tree and its fidelity as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Samples, fits, measures and prints.
+pub fn run_distill(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let (policy, _) = Policy::load(&args.checkpoint)?;
+    if args.fit_seeds > EVALUATION_SEEDS[0] {
+        return Err(format!(
+            "--fit-seeds: at most {} (seeds from {} are evaluation seeds)",
+            EVALUATION_SEEDS[0], EVALUATION_SEEDS[0]
+        )
+        .into());
+    }
+    let bar = ProgressBar::new(args.workload.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} workloads sampled {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (mut fit, mut held_out) = (Vec::new(), Vec::new());
+    for path in &args.workload {
+        let w = Workload::load(path)?;
+        bar.set_message(w.name.clone());
+        let params = sim_params(path, &w)?;
+        // Fitted on the training seeds, measured on evaluation seeds: greedy runs from the
+        // workload's start and exploring runs from random starts, both.
+        let seeds: Vec<u64> = (0..args.fit_seeds).collect();
+        fit.extend(simulated_decisions(&policy, &w, &params, &seeds, true)?);
+        held_out.extend(simulated_decisions(
+            &policy,
+            &w,
+            &params,
+            &EVALUATION_SEEDS[..3],
+            true,
+        )?);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let tree = distill(&fit, &held_out, args.depth, args.move_weight)?;
+    println!("{}", tree.rules.join("\n"));
+    println!(
+        "\ndepth {} (limit {}), {} leaves, fitted on {} decisions; fidelity on {} held-out decisions {:.1}%, on the {} that change their stage {:.1}%",
+        tree.depth,
+        tree.max_depth,
+        tree.leaves,
+        tree.trained_on,
+        tree.held_out,
+        tree.fidelity * 100.0,
+        tree.held_out_moves,
+        tree.fidelity_on_moves * 100.0
+    );
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&tree)?)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}

@@ -177,22 +177,22 @@ fn draw_bars(
 ) -> Result<(), String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let n = labels.len().max(1);
+    // Label i sits at the integer y = n − 1 − i (top to bottom), its bars within ±0.4.
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 16))
         .margin(10)
         .x_label_area_size(28)
         .y_label_area_size(300)
-        .build_cartesian_2d(0.0f64..1.05, 0.0f64..n as f64)
+        .build_cartesian_2d(0.0f64..1.05, -0.5f64..n as f64 - 0.5)
         .map_err(|e| e.to_string())?;
     let names: Vec<String> = labels.to_vec();
     chart
         .configure_mesh()
         .disable_y_mesh()
-        .y_labels(n)
+        .y_labels(n + 1)
         .y_label_formatter(&|y| {
-            // Rows from the top: label i sits at n − i − 0.5.
-            let i = n as f64 - y - 0.5;
-            if i >= 0.0 && (i - i.round()).abs() < 1e-6 {
+            let i = n as f64 - 1.0 - y;
+            if i >= -1e-6 && (i - i.round()).abs() < 1e-6 {
                 names.get(i.round() as usize).cloned().unwrap_or_default()
             } else {
                 String::new()
@@ -207,8 +207,9 @@ fn draw_bars(
         let c = colour(m);
         chart
             .draw_series(values.iter().enumerate().map(|(i, v)| {
-                let y0 = n as f64 - i as f64 - 1.0 + 0.1 + 0.8 * m as f64 / k;
-                let y1 = y0 + 0.8 / k;
+                let centre = n as f64 - 1.0 - i as f64;
+                let y1 = centre + 0.4 - 0.8 * m as f64 / k;
+                let y0 = y1 - 0.8 / k;
                 Rectangle::new([(0.0, y0), (v / top, y1)], c.filled())
             }))
             .map_err(|e| e.to_string())?

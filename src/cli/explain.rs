@@ -36,6 +36,8 @@ pub fn run_explain(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     checkpoint.display()
                 );
             }
+            // Checked line by line first, so a bad or mismatched log names its file and line.
+            log.decisions()?;
             Some(Analysis::of_run(&policy, &log.header, &log.epochs, None)?)
         }
         ("agent", None) => return Err("the run log names no checkpoint: pass --checkpoint".into()),

@@ -36,9 +36,9 @@ pub fn run_explain(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     checkpoint.display()
                 );
             }
-            // Checked line by line first, so a bad or mismatched log names its file and line.
-            log.decisions()?;
-            Some(Analysis::of_run(&policy, &log.header, &log.epochs, None)?)
+            // Read line by line: a bad or mismatched log names its file and line.
+            let decisions = log.decisions()?;
+            Some(Analysis::of_run(&policy, &log.header, decisions, None)?)
         }
         ("agent", None) => return Err("the run log names no checkpoint: pass --checkpoint".into()),
         _ => None,

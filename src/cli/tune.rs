@@ -13,7 +13,7 @@ use rheo::tuner::agent::ppo::{PpoConfig, advantages, fine_tune};
 use rheo::tuner::agent::{Agent, Policy};
 use rheo::tuner::env::sim::initial_config;
 use rheo::tuner::env::{EngineEnv, Environment, SimEnv};
-use rheo::tuner::explain::runlog::LoggedEpoch;
+use rheo::tuner::explain::runlog::{LoggedEpoch, epoch_decisions};
 use rheo::tuner::explain::{Analysis, LiveExplainer, report};
 use rheo::tuner::run::{EpochRecord, RunLog, run};
 use rheo::tuner::scoreboard::{Backend, context, sim_params};
@@ -239,7 +239,15 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(path) = &args.report {
         let explanations = explainer.map(|(x, _)| x.finish());
         let analysis = match agent.as_ref() {
-            Some(a) => Some(Analysis::of_run(a.policy(), &header, &kept, explanations)?),
+            Some(a) => {
+                let decisions = epoch_decisions(&kept, path)?;
+                Some(Analysis::of_run(
+                    a.policy(),
+                    &header,
+                    decisions,
+                    explanations,
+                )?)
+            }
             None => None,
         };
         report::write(path, &report::render(&header, &kept, analysis.as_ref())?)?;

@@ -13,7 +13,7 @@ use rheo_tuner::agent::features::{FEATURES, FeatureStats, Observation};
 use rheo_tuner::agent::guard::Fallback;
 use rheo_tuner::agent::policy::{HIDDEN, PolicyNet};
 use rheo_tuner::agent::{Policy, StageChoice, fallback_stages};
-use rheo_tuner::explain::runlog::LoggedEpoch;
+use rheo_tuner::explain::runlog::{LoggedEpoch, epoch_decisions};
 use rheo_tuner::explain::sample::simulated_decisions;
 use rheo_tuner::explain::{Analysis, Explainer, StageDecision, report, spearman};
 use rheo_tuner::run::run;
@@ -257,7 +257,8 @@ fn the_report_is_self_contained_and_has_every_section() {
         "spec": path, "latency_slo_ms": cx.objective.latency_slo_ms,
         "settings": { "checkpoint": "models/policy.ckpt" },
     });
-    let analysis = Analysis::of_run(&policy, &header, &epochs, None).unwrap();
+    let decisions = epoch_decisions(&epochs, &path).unwrap();
+    let analysis = Analysis::of_run(&policy, &header, decisions, None).unwrap();
     let html = report::render(&header, &epochs, Some(&analysis)).unwrap();
     for external in [
         "http://", "https://", "<script", "<link", "src=", "url(", "@import",

@@ -455,20 +455,15 @@ impl Agent {
             (Some(fallback), false) => fallback_stages(&self.policy, &obs, &choices, fallback),
             _ => Vec::new(),
         };
-        let chosen_config = if fallbacks.is_empty() {
-            proposal_config.clone()
-        } else {
-            let mut c = proposal_config.clone();
-            for f in &fallbacks {
-                let i = f.index;
-                let ds2 = obs
-                    .ds2
-                    .parallelism(&obs.stages[i])
-                    .unwrap_or(obs.parallelism[i]);
-                c.set_parallelism(&obs.stages[i], ds2);
-            }
-            c
-        };
+        let mut chosen_config = proposal_config.clone();
+        for f in &fallbacks {
+            let i = f.index;
+            let ds2 = obs
+                .ds2
+                .parallelism(&obs.stages[i])
+                .unwrap_or(obs.parallelism[i]);
+            chosen_config.set_parallelism(&obs.stages[i], ds2);
+        }
         let clamped = clamp(&snapshot.config, &chosen_config, &local.bounds);
         if self.traces.is_some() {
             self.pending = Some(PendingTrace {

@@ -84,29 +84,16 @@ impl Analysis {
 }
 
 impl Analysis {
-    /// Explains a logged run of the agent: its decisions, and a tree fitted on them together
+    /// Explains a run of the agent from its `decisions` (see
+    /// [`epoch_decisions`](super::runlog::epoch_decisions)), and a tree fitted on them together
     /// with simulated decisions of the run's workload (the spec named in the run's header, when
     /// it can be read: training seeds to fit, evaluation seeds held out).
     pub fn of_run(
         policy: &Policy,
         header: &serde_json::Value,
-        epochs: &[super::runlog::LoggedEpoch],
+        decisions: Vec<StageDecision>,
         explanations: Option<Vec<Explanation>>,
     ) -> Result<Analysis, ExplainError> {
-        let mut decisions = Vec::new();
-        for e in epochs {
-            let d = super::runlog::stage_decisions(
-                e.snapshot.epoch,
-                &e.snapshot.config,
-                &e.record.decision,
-            )
-            .map_err(|reason| ExplainError::RunLog {
-                path: "run".into(),
-                line: e.snapshot.epoch as usize,
-                reason,
-            })?;
-            decisions.extend(d);
-        }
         let simulated = match header["spec"].as_str().map(std::path::Path::new) {
             Some(spec) if spec.exists() => {
                 let workload = crate::spec::Workload::load(spec)

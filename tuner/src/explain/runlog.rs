@@ -87,19 +87,30 @@ impl RunLog {
 
     /// Every stage decision the agent logged, in epoch order.
     pub fn decisions(&self) -> Result<Vec<StageDecision>, ExplainError> {
-        let mut out = Vec::new();
-        for (i, e) in self.epochs.iter().enumerate() {
-            let d = stage_decisions(e.snapshot.epoch, &e.snapshot.config, &e.record.decision)
-                .map_err(|reason| ExplainError::RunLog {
-                    path: self.path.clone(),
-                    // The header is line 1.
-                    line: i + 2,
-                    reason,
-                })?;
-            out.extend(d);
-        }
-        Ok(out)
+        epoch_decisions(&self.epochs, &self.path)
     }
+}
+
+/// Every stage decision the agent recorded in `epochs` (a run log's, read from `source`, or
+/// kept while a run went on), in epoch order; an error names the source and the line the
+/// epoch has in a run log.
+pub fn epoch_decisions(
+    epochs: &[LoggedEpoch],
+    source: &Path,
+) -> Result<Vec<StageDecision>, ExplainError> {
+    let mut out = Vec::new();
+    for (i, e) in epochs.iter().enumerate() {
+        let d = stage_decisions(e.snapshot.epoch, &e.snapshot.config, &e.record.decision).map_err(
+            |reason| ExplainError::RunLog {
+                path: source.to_path_buf(),
+                // The header is line 1.
+                line: i + 2,
+                reason,
+            },
+        )?;
+        out.extend(d);
+    }
+    Ok(out)
 }
 
 fn probabilities<const N: usize>(v: &serde_json::Value) -> Option<[f32; N]> {

@@ -18,8 +18,8 @@ pub struct FallbackArgs {
     /// Agent: never fall back to DS2's suggestion.
     #[arg(long)]
     no_fallback: bool,
-    /// Agent: fall back to DS2 on a stage whose most probable parallelism move has less than
-    /// this probability.
+    /// Agent: fall back to DS2 on a stage when the parallelism its chosen move leads to has
+    /// less than this probability (moves with the same outcome pooled)
     #[arg(long, default_value_t = Fallback::default().min_probability)]
     fallback_probability: f32,
     /// Agent: fall back to DS2 on a stage whose observation lies further than this from the

@@ -1,7 +1,8 @@
 //! Explanations are faithful: the feature a policy reads ranks first, ignored features get
 //! nothing, saliency of a randomised policy is unrelated to the trained one's, sentences name
 //! the top features; the DS2 fallback's out-of-distribution check fires far out and never on
-//! training observations; the report is self-contained and has every section.
+//! training observations, and its uncertainty check pools moves with the same outcome; the
+//! report is self-contained and has every section.
 
 use std::path::Path;
 
@@ -228,6 +229,31 @@ fn the_out_of_distribution_fallback_fires_far_out_and_never_on_training_observat
         "{count} training observations: farthest at {farthest:.2}, threshold {}",
         fallback.max_distance
     );
+}
+
+#[test]
+fn the_uncertainty_fallback_pools_moves_that_lead_to_the_same_parallelism() {
+    let policy = shipped();
+    let fallback = Fallback::default();
+    let mean: [f32; FEATURES] = std::array::from_fn(|i| policy.stats.mean[i] as f32);
+    let (mut obs, mut choices) = observation(vec![mean]);
+    // `lookup` runs 2 workers and DS2 suggests 1: `keep` and `ds2+1` both mean 2 workers.
+    obs.stages = vec!["lookup".into()];
+    obs.ds2.config.set_parallelism("lookup", 1);
+    choices[0].stage = "lookup".into();
+    choices[0].parallelism_probabilities = [0.45, 0.0, 0.10, 0.45, 0.0];
+    let fell = fallback_stages(&policy, &obs, &choices, fallback);
+    assert!(
+        fell.is_empty(),
+        "2 workers have p = 0.9: {:?}",
+        fell.first()
+    );
+    // Split between 2 workers (`keep`) and 1 (`ds2`): unsure, DS2 decides.
+    choices[0].parallelism_probabilities = [0.45, 0.0, 0.45, 0.0, 0.10];
+    let fell = fallback_stages(&policy, &obs, &choices, fallback);
+    assert_eq!(fell.len(), 1);
+    assert_eq!(fell[0].reason, "uncertain");
+    assert!((fell[0].probability - 0.45).abs() < 1e-6);
 }
 
 #[test]

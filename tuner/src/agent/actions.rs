@@ -81,6 +81,32 @@ fn target_parallelism(obs: &Observation, i: usize, k: usize) -> Option<usize> {
     (t >= 1).then_some(t as usize)
 }
 
+/// The parallelism stage `i` ends up with under parallelism move `k` (before the clamp).
+pub fn parallelism_after(obs: &Observation, i: usize, k: usize) -> usize {
+    match k {
+        0 => obs.parallelism[i],
+        k => target_parallelism(obs, i, k).unwrap_or(obs.parallelism[i]),
+    }
+}
+
+/// The probability that stage `i` ends up with the parallelism move `k` gives it: moves that
+/// lead to the same parallelism (keep, and DS2 + 1 when the stage already runs DS2 + 1) are one
+/// choice, whatever the policy calls them.
+pub fn probability_of_outcome(
+    obs: &Observation,
+    i: usize,
+    k: usize,
+    probabilities: &[f32; PARALLELISM_ACTIONS],
+) -> f32 {
+    let outcome = parallelism_after(obs, i, k);
+    probabilities
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| parallelism_after(obs, i, j) == outcome)
+        .map(|(_, p)| p)
+        .sum()
+}
+
 /// The capacity of the edges feeding `stage` (the largest, if several).
 pub fn input_capacity(config: &JobConfig, stage: &str) -> usize {
     config

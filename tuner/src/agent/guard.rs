@@ -37,7 +37,9 @@ pub struct GuardConfig {
 /// observation lies outside what the policy was trained on, takes DS2's suggestion instead.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Fallback {
-    /// A stage falls back when its most probable parallelism move has less than this.
+    /// A stage falls back when the parallelism its chosen move leads to has less than this
+    /// probability (moves with the same outcome pooled: `keep` and `ds2+1` are one choice
+    /// when the stage already runs DS2's suggestion + 1).
     pub min_probability: f32,
     /// A stage falls back when its feature row lies further than this from the training
     /// statistics stored in the checkpoint (root-mean-square of standardised features, see

@@ -9,7 +9,7 @@ use rheo::engine::MetricsSnapshot;
 use rheo::harness::tuning::EpochPrinter;
 use rheo::tuner::agent::checkpoint::{CheckpointHeader, save};
 use rheo::tuner::agent::guard::{Controls, GuardConfig};
-use rheo::tuner::agent::ppo::{PpoConfig, advantages, fine_tune};
+use rheo::tuner::agent::ppo::PpoConfig;
 use rheo::tuner::agent::{Agent, Policy};
 use rheo::tuner::env::sim::initial_config;
 use rheo::tuner::env::{EngineEnv, Environment, SimEnv};
@@ -182,9 +182,13 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.control && agent.is_none() {
         return Err("--control: only the agent takes run-time controls".into());
     }
-    // Explanations are computed on their own thread after each decision was applied.
-    let explainer = match (&args.report, agent.as_mut()) {
-        (Some(_), Some(a)) => Some((LiveExplainer::start(a.policy())?, a.traces())),
+    // Explanations are computed on their own thread after each decision was applied; online
+    // fine-tuning runs on that thread too, at the end of the run.
+    let explainer = match (args.report.is_some() || args.learn, agent.as_mut()) {
+        (true, Some(a)) => Some((
+            LiveExplainer::start(a.policy())?,
+            args.report.is_some().then(|| a.traces()),
+        )),
         _ => None,
     };
     let tuner: &mut dyn Tuner = match (agent.as_mut(), other.as_mut()) {
@@ -215,7 +219,7 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let print = |snapshot: &MetricsSnapshot, record: &EpochRecord| {
         printer.row(snapshot, record);
         // The decision has been applied: its trace goes to the explainer thread.
-        if let Some((x, traces)) = &explainer
+        if let Some((x, Some(traces))) = &explainer
             && let Some(trace) = traces.take()
         {
             x.send(trace);
@@ -236,8 +240,18 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         result.objective,
         result.epochs.len()
     );
+    let cfg = PpoConfig::default();
+    let (explanations, fine_tuned) = match (explainer, agent.as_mut()) {
+        (Some((x, _)), Some(a)) if args.learn => {
+            let (experience, _) = a.take_experience();
+            let decisions = experience.len();
+            let (explanations, fine_tuned) = x.fine_tune_and_finish(experience, &cfg);
+            (Some(explanations), Some((fine_tuned, decisions)))
+        }
+        (Some((x, _)), _) => (Some(x.finish()), None),
+        (None, _) => (None, None),
+    };
     if let Some(path) = &args.report {
-        let explanations = explainer.map(|(x, _)| x.finish());
         let analysis = match agent.as_ref() {
             Some(a) => {
                 let decisions = epoch_decisions(&kept, path)?;
@@ -254,15 +268,15 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         super::explain::print_summary(analysis.as_ref());
         println!("wrote {}", path.display());
     }
-    if let (true, Some(agent), Some(original)) = (args.learn, agent.as_mut(), agent_header) {
+    if let (Some((fine_tuned, decisions)), Some(agent), Some(original)) =
+        (fine_tuned, agent.as_ref(), agent_header)
+    {
         let save_to = args
             .save
             .clone()
             .unwrap_or_else(|| args.checkpoint.with_extension("tuned.ckpt"));
-        let (mut experience, policy) = agent.take_experience();
-        let cfg = PpoConfig::default();
-        advantages(&mut experience, cfg.gamma, cfg.lambda);
-        let (net, losses) = fine_tune(&policy.net, &experience, &cfg)?;
+        let (net, losses) = fine_tuned?;
+        let policy = agent.policy();
         let command = std::env::args().collect::<Vec<_>>().join(" ");
         let mut header = CheckpointHeader::new(
             policy.stats.clone(),
@@ -277,7 +291,7 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         save(&save_to, &net, &header)?;
         println!(
             "fine-tuned on {} decisions (policy loss {:.3}, value loss {:.3}); wrote {}",
-            experience.len(),
+            decisions,
             losses.0,
             losses.1,
             save_to.display()

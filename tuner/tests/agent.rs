@@ -448,3 +448,49 @@ fn a_decision_over_its_budget_is_dropped() {
         decision.reason
     );
 }
+
+/// Online learning on a live run: the explainer thread explains every decision handed over,
+/// then fine-tunes on the run's decisions — the same network a fine-tune on the caller's thread
+/// gives — and the fine-tuned policy differs from the one the run acted with.
+#[test]
+fn online_fine_tuning_runs_on_the_explainer_thread() {
+    use rheo_tuner::agent::ppo::advantages;
+    use rheo_tuner::explain::LiveExplainer;
+
+    let w = workload();
+    let cx = context(&w);
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/policy.ckpt");
+    let policy = Policy::load(std::path::Path::new(shipped)).unwrap().0;
+    let mut agent = rheo_tuner::agent::Agent::new(
+        policy.clone(),
+        GuardConfig::default(),
+        Controls::default(),
+        "shipped",
+    )
+    .learning(5);
+    let traces = agent.traces();
+    let live = LiveExplainer::start(&policy).unwrap();
+    let mut env = SimEnv::new(&w, SimParams::nominal(&w), 1000);
+    let mut handed = 0;
+    run(&mut env, &mut agent, &cx, None, |_, _| {
+        if let Some(trace) = traces.take() {
+            handed += trace.stages.len();
+            live.send(trace);
+        }
+    })
+    .unwrap();
+    let (experience, _) = agent.take_experience();
+    assert!(!experience.is_empty());
+    let cfg = PpoConfig::default();
+    let mut direct = experience.clone();
+    advantages(&mut direct, cfg.gamma, cfg.lambda);
+    let (expected, _) = fine_tune(&policy.net, &direct, &cfg).unwrap();
+    let (explanations, fine_tuned) = live.fine_tune_and_finish(experience, &cfg);
+    assert_eq!(explanations.len(), handed);
+    let (net, losses) = fine_tuned.unwrap();
+    assert!(losses.0.is_finite() && losses.1.is_finite());
+    let rows = [[0.1f32; FEATURES], [0.6f32; FEATURES]];
+    let device = Device::flex();
+    assert_eq!(net.infer(&rows, &device), expected.infer(&rows, &device));
+    assert_ne!(net.infer(&rows, &device), policy.net.infer(&rows, &device));
+}

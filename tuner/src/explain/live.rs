@@ -1,5 +1,7 @@
-//! Explaining a live run as it goes, on a thread of its own: after each decision was applied,
-//! the run loop hands its [`DecisionTrace`] over a channel and never waits for the explanation.
+//! The live run's companion thread: after each decision was applied, the run loop hands its
+//! [`DecisionTrace`] over a channel and never waits for the explanation; when the agent learns
+//! online, the same thread fine-tunes the policy on the run's decisions at the end. Saliency and
+//! fine-tuning both need gradients; neither ever runs on the decision thread.
 
 use std::sync::mpsc::{Sender, channel};
 use std::thread::JoinHandle;
@@ -7,18 +9,32 @@ use std::thread::JoinHandle;
 use super::runlog::trace_decisions;
 use super::{Explainer, Explanation};
 use crate::agent::Policy;
+use crate::agent::policy::PolicyNet;
+use crate::agent::ppo::{PpoConfig, Transition, advantages, fine_tune};
 use crate::agent::trace::DecisionTrace;
 
-/// The explainer thread of a live run.
+/// Work for the companion thread, done in the order it was handed over.
+enum Work {
+    Explain(DecisionTrace),
+    FineTune(Vec<Transition>, PpoConfig),
+}
+
+/// A policy fine-tuned online, and the last update's losses (policy, value, entropy).
+pub type FineTuned = Result<(PolicyNet, (f64, f64, f64)), String>;
+
+/// What the thread hands back when it ends.
+type Outcome = (Vec<Explanation>, Option<FineTuned>);
+
+/// The explainer (and online fine-tuning) thread of a live run.
 pub struct LiveExplainer {
-    to_thread: Option<Sender<DecisionTrace>>,
-    thread: Option<JoinHandle<Vec<Explanation>>>,
+    to_thread: Option<Sender<Work>>,
+    thread: Option<JoinHandle<Outcome>>,
 }
 
 impl LiveExplainer {
     /// Starts the thread for `policy`.
     pub fn start(policy: &Policy) -> std::io::Result<LiveExplainer> {
-        let (tx, rx) = channel::<DecisionTrace>();
+        let (tx, rx) = channel::<Work>();
         let policy = policy.clone();
         let thread = std::thread::Builder::new()
             .name("rheo-explainer".into())
@@ -26,14 +42,23 @@ impl LiveExplainer {
                 let mut explainer = Explainer::new(&policy);
                 let mut seen = Vec::new();
                 let mut out = Vec::new();
-                for trace in rx {
-                    let decisions = trace_decisions(&trace);
-                    // Permutation values come from the decisions seen so far in the run.
-                    seen.extend(decisions.iter().map(|d| d.features()));
-                    explainer = explainer.with_background(seen.iter().copied());
-                    out.extend(explainer.explain_all(&decisions));
+                let mut fine_tuned = None;
+                for work in rx {
+                    match work {
+                        Work::Explain(trace) => {
+                            let decisions = trace_decisions(&trace);
+                            // Permutation values come from the decisions seen so far in the run.
+                            seen.extend(decisions.iter().map(|d| d.features()));
+                            explainer = explainer.with_background(seen.iter().copied());
+                            out.extend(explainer.explain_all(&decisions));
+                        }
+                        Work::FineTune(mut experience, cfg) => {
+                            advantages(&mut experience, cfg.gamma, cfg.lambda);
+                            fine_tuned = Some(fine_tune(&policy.net, &experience, &cfg));
+                        }
+                    }
                 }
-                out
+                (out, fine_tuned)
             })?;
         Ok(LiveExplainer {
             to_thread: Some(tx),
@@ -45,12 +70,33 @@ impl LiveExplainer {
     pub fn send(&self, trace: DecisionTrace) {
         if let Some(tx) = &self.to_thread {
             // A thread that died takes its explanations with it; the run goes on.
-            let _ = tx.send(trace);
+            let _ = tx.send(Work::Explain(trace));
         }
     }
 
     /// Waits for the explanations of every decision handed over.
-    pub fn finish(mut self) -> Vec<Explanation> {
+    pub fn finish(self) -> Vec<Explanation> {
+        self.join().0
+    }
+
+    /// Fine-tunes the policy on a run's `experience` (rewards filled in, advantages not yet
+    /// computed) after the explanations still queued, and waits for both.
+    pub fn fine_tune_and_finish(
+        self,
+        experience: Vec<Transition>,
+        cfg: &PpoConfig,
+    ) -> (Vec<Explanation>, FineTuned) {
+        if let Some(tx) = &self.to_thread {
+            let _ = tx.send(Work::FineTune(experience, cfg.clone()));
+        }
+        let (explanations, fine_tuned) = self.join();
+        (
+            explanations,
+            fine_tuned.unwrap_or_else(|| Err("the fine-tuning thread stopped early".into())),
+        )
+    }
+
+    fn join(mut self) -> Outcome {
         self.to_thread.take();
         self.thread
             .take()

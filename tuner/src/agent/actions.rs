@@ -98,12 +98,14 @@ pub fn probability_of_outcome(
     k: usize,
     probabilities: &[f32; PARALLELISM_ACTIONS],
 ) -> f32 {
-    let outcome = parallelism_after(obs, i, k);
+    let outcomes: [usize; PARALLELISM_ACTIONS] =
+        std::array::from_fn(|j| parallelism_after(obs, i, j));
+    let outcome = outcomes[k.min(PARALLELISM_ACTIONS - 1)];
     probabilities
         .iter()
-        .enumerate()
-        .filter(|&(j, _)| parallelism_after(obs, i, j) == outcome)
-        .map(|(_, p)| p)
+        .zip(outcomes)
+        .filter(|&(_, o)| o == outcome)
+        .map(|(p, _)| p)
         .sum()
 }
 

@@ -16,7 +16,7 @@ use rheo::harness::tuning::{EpochPrinter, print_comparison};
 use rheo::tuner::agent::guard::{Controls, GuardConfig};
 use rheo::tuner::agent::{Agent, Policy};
 use rheo::tuner::env::EngineEnv;
-use rheo::tuner::explain::runlog::{LoggedEpoch, epoch_decisions};
+use rheo::tuner::explain::runlog::LoggedEpoch;
 use rheo::tuner::explain::{Analysis, LiveExplainer, report};
 use rheo::tuner::run::run;
 use rheo::tuner::scoreboard::{Backend, EVALUATION_SEEDS, context, sim_params, tune_ds2};
@@ -79,9 +79,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             record: r.clone(),
         });
     })?;
-    let explanations = explainer.finish();
-    let decisions = epoch_decisions(&epochs, &report_path)?;
-    let analysis = Analysis::of_run(agent.policy(), &header, decisions, Some(explanations))?;
+    // The explainer thread read the decisions from their traces as they came.
+    let explained = explainer.finish();
+    let analysis = Analysis::of_run(
+        agent.policy(),
+        &header,
+        explained.decisions,
+        Some(explained.explanations),
+    )?;
     println!("\nwhy the agent changed what it changed:");
     for (d, e) in analysis.decisions.iter().zip(&analysis.explanations) {
         if d.changed() || e.fallback.is_some() {

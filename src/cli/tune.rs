@@ -241,12 +241,12 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         result.epochs.len()
     );
     let cfg = PpoConfig::default();
-    let (explanations, fine_tuned) = match (explainer, agent.as_mut()) {
+    let (explained, fine_tuned) = match (explainer, agent.as_mut()) {
         (Some((x, _)), Some(a)) if args.learn => {
             let (experience, _) = a.take_experience();
             let decisions = experience.len();
-            let (explanations, fine_tuned) = x.fine_tune_and_finish(experience, &cfg);
-            (Some(explanations), Some((fine_tuned, decisions)))
+            let (explained, fine_tuned) = x.fine_tune_and_finish(experience, &cfg);
+            (Some(explained), Some((fine_tuned, decisions)))
         }
         (Some((x, _)), _) => (Some(x.finish()), None),
         (None, _) => (None, None),
@@ -254,7 +254,11 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(path) = &args.report {
         let analysis = match agent.as_ref() {
             Some(a) => {
-                let decisions = epoch_decisions(&kept, path)?;
+                // The explainer thread read the decisions from their traces already.
+                let (decisions, explanations) = match explained {
+                    Some(x) => (x.decisions, Some(x.explanations)),
+                    None => (epoch_decisions(&kept, path)?, None),
+                };
                 Some(Analysis::of_run(
                     a.policy(),
                     &header,

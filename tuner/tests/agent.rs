@@ -449,13 +449,14 @@ fn a_decision_over_its_budget_is_dropped() {
     );
 }
 
-/// Online learning on a live run: the explainer thread explains every decision handed over,
-/// then fine-tunes on the run's decisions — the same network a fine-tune on the caller's thread
+/// Online learning on a live run: the explainer thread explains every decision handed over
+/// (and hands back the same decisions the run's epochs record), then fine-tunes on the run's decisions — the same network a fine-tune on the caller's thread
 /// gives — and the fine-tuned policy differs from the one the run acted with.
 #[test]
 fn online_fine_tuning_runs_on_the_explainer_thread() {
     use rheo_tuner::agent::ppo::advantages;
     use rheo_tuner::explain::LiveExplainer;
+    use rheo_tuner::explain::runlog::{LoggedEpoch, epoch_decisions};
 
     let w = workload();
     let cx = context(&w);
@@ -471,12 +472,15 @@ fn online_fine_tuning_runs_on_the_explainer_thread() {
     let traces = agent.traces();
     let live = LiveExplainer::start(&policy).unwrap();
     let mut env = SimEnv::new(&w, SimParams::nominal(&w), 1000);
-    let mut handed = 0;
-    run(&mut env, &mut agent, &cx, None, |_, _| {
+    let mut epochs = Vec::new();
+    run(&mut env, &mut agent, &cx, None, |snapshot, record| {
         if let Some(trace) = traces.take() {
-            handed += trace.stages.len();
             live.send(trace);
         }
+        epochs.push(LoggedEpoch {
+            snapshot: snapshot.clone(),
+            record: record.clone(),
+        });
     })
     .unwrap();
     let (experience, _) = agent.take_experience();
@@ -485,8 +489,12 @@ fn online_fine_tuning_runs_on_the_explainer_thread() {
     let mut direct = experience.clone();
     advantages(&mut direct, cfg.gamma, cfg.lambda);
     let (expected, _) = fine_tune(&policy.net, &direct, &cfg).unwrap();
-    let (explanations, fine_tuned) = live.fine_tune_and_finish(experience, &cfg);
-    assert_eq!(explanations.len(), handed);
+    let (explained, fine_tuned) = live.fine_tune_and_finish(experience, &cfg);
+    // The decisions read from the traces are the ones the run's epochs record.
+    let logged = epoch_decisions(&epochs, std::path::Path::new("live run")).unwrap();
+    assert!(!logged.is_empty());
+    assert_eq!(explained.decisions, logged);
+    assert_eq!(explained.explanations.len(), logged.len());
     let (net, losses) = fine_tuned.unwrap();
     assert!(losses.0.is_finite() && losses.1.is_finite());
     let rows = [[0.1f32; FEATURES], [0.6f32; FEATURES]];

@@ -7,7 +7,7 @@ use std::sync::mpsc::{Sender, channel};
 use std::thread::JoinHandle;
 
 use super::runlog::trace_decisions;
-use super::{Explainer, Explanation};
+use super::{Explainer, Explanation, StageDecision};
 use crate::agent::Policy;
 use crate::agent::policy::PolicyNet;
 use crate::agent::ppo::{PpoConfig, Transition, advantages, fine_tune};
@@ -22,8 +22,19 @@ enum Work {
 /// A policy fine-tuned online, and the last update's losses (policy, value, entropy).
 pub type FineTuned = Result<(PolicyNet, (f64, f64, f64)), String>;
 
+/// What the explainer thread of a live run hands back: the decisions it was handed, read from
+/// their traces (the analysis of the run needs them, and need not parse the run log's JSON
+/// again), and their explanations.
+#[derive(Debug, Clone, Default)]
+pub struct LiveExplained {
+    /// Every stage decision handed over, in order.
+    pub decisions: Vec<StageDecision>,
+    /// Their explanations, in the same order.
+    pub explanations: Vec<Explanation>,
+}
+
 /// What the thread hands back when it ends.
-type Outcome = (Vec<Explanation>, Option<FineTuned>);
+type Outcome = (LiveExplained, Option<FineTuned>);
 
 /// The explainer (and online fine-tuning) thread of a live run.
 pub struct LiveExplainer {
@@ -41,7 +52,7 @@ impl LiveExplainer {
             .spawn(move || {
                 let mut explainer = Explainer::new(&policy);
                 let mut seen = Vec::new();
-                let mut out = Vec::new();
+                let mut out = LiveExplained::default();
                 let mut fine_tuned = None;
                 for work in rx {
                     match work {
@@ -50,7 +61,8 @@ impl LiveExplainer {
                             // Permutation values come from the decisions seen so far in the run.
                             seen.extend(decisions.iter().map(|d| d.features()));
                             explainer = explainer.with_background(seen.iter().copied());
-                            out.extend(explainer.explain_all(&decisions));
+                            out.explanations.extend(explainer.explain_all(&decisions));
+                            out.decisions.extend(decisions);
                         }
                         Work::FineTune(mut experience, cfg) => {
                             advantages(&mut experience, cfg.gamma, cfg.lambda);
@@ -75,7 +87,7 @@ impl LiveExplainer {
     }
 
     /// Waits for the explanations of every decision handed over.
-    pub fn finish(self) -> Vec<Explanation> {
+    pub fn finish(self) -> LiveExplained {
         self.join().0
     }
 
@@ -85,7 +97,7 @@ impl LiveExplainer {
         self,
         experience: Vec<Transition>,
         cfg: &PpoConfig,
-    ) -> (Vec<Explanation>, FineTuned) {
+    ) -> (LiveExplained, FineTuned) {
         if let Some(tx) = &self.to_thread {
             let _ = tx.send(Work::FineTune(experience, cfg.clone()));
         }

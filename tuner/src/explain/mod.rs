@@ -42,5 +42,5 @@ pub use analysis::{Analysis, MOVE_WEIGHT, TREE_DEPTH};
 pub use decision::{Explainer, Explanation, RankedFeature, StageDecision};
 pub use error::ExplainError;
 pub use importance::{FeatureImportance, aggregate_importance, spearman};
-pub use live::{FineTuned, LiveExplainer};
+pub use live::{FineTuned, LiveExplained, LiveExplainer};
 pub use sentence::sentence;

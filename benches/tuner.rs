@@ -18,6 +18,7 @@
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use rheo::engine::MetricsSnapshot;
 use rheo::tuner::agent::guard::{Controls, GuardConfig};
 use rheo::tuner::agent::trace::DecisionTrace;
 use rheo::tuner::agent::{Agent, Policy};
@@ -26,7 +27,7 @@ use rheo::tuner::explain::sample::simulated_decisions;
 use rheo::tuner::explain::{Explainer, StageDecision};
 use rheo::tuner::scoreboard::context;
 use rheo::tuner::spec::Workload;
-use rheo::tuner::tuners::{Ds2, Ds2Knobs, Tuner};
+use rheo::tuner::tuners::{Ds2, Ds2Knobs, TuneContext, Tuner};
 
 fn workload(name: &str) -> Workload {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -49,10 +50,7 @@ fn sim_epoch(c: &mut Criterion) {
 }
 
 fn ds2_decide(c: &mut Criterion) {
-    let w = workload("six-stage");
-    let mut env = SimEnv::new(&w, SimParams::nominal(&w), 1);
-    let snapshot = env.observe().expect("simulated epoch").expect("an epoch");
-    let cx = context(&w);
+    let (snapshot, cx) = first_epoch("six-stage");
     let mut ds2 = Ds2::new(Ds2Knobs {
         warmup_epochs: 0,
         activation: 1,
@@ -65,19 +63,8 @@ fn agent_decide(c: &mut Criterion) {
     let policy = shipped_policy();
     let mut group = c.benchmark_group("agent/decide");
     for name in ["wait-constant", "six-stage"] {
-        let w = workload(name);
-        let mut env = SimEnv::new(&w, SimParams::nominal(&w), 1);
-        let snapshot = env.observe().expect("simulated epoch").expect("an epoch");
-        let cx = context(&w);
-        let mut agent = Agent::new(
-            policy.clone(),
-            GuardConfig {
-                cooldown_epochs: 0,
-                ..GuardConfig::default()
-            },
-            Controls::default(),
-            "bench",
-        );
+        let (snapshot, cx) = first_epoch(name);
+        let mut agent = bench_agent(&policy);
         group.bench_function(name, |b| b.iter(|| agent.decide(&snapshot, &cx)));
     }
     group.finish();
@@ -87,19 +74,8 @@ fn agent_decide_and_hand_off(c: &mut Criterion) {
     let policy = shipped_policy();
     let mut group = c.benchmark_group("agent/decide-and-hand-off");
     for name in ["wait-constant", "six-stage"] {
-        let w = workload(name);
-        let mut env = SimEnv::new(&w, SimParams::nominal(&w), 1);
-        let snapshot = env.observe().expect("simulated epoch").expect("an epoch");
-        let cx = context(&w);
-        let mut agent = Agent::new(
-            policy.clone(),
-            GuardConfig {
-                cooldown_epochs: 0,
-                ..GuardConfig::default()
-            },
-            Controls::default(),
-            "bench",
-        );
+        let (snapshot, cx) = first_epoch(name);
+        let mut agent = bench_agent(&policy);
         // The explainer's side: a thread receiving the traces, here dropping them (explaining
         // every one of criterion's iterations would only grow the queue).
         let traces = agent.traces();
@@ -135,6 +111,27 @@ fn explain_decision(c: &mut Criterion) {
         group.bench_function(name, |b| b.iter(|| explainer.explain_all(&one)));
     }
     group.finish();
+}
+
+/// The first simulated epoch of the workload `name`, and its context.
+fn first_epoch(name: &str) -> (MetricsSnapshot, TuneContext) {
+    let w = workload(name);
+    let mut env = SimEnv::new(&w, SimParams::nominal(&w), 1);
+    let snapshot = env.observe().expect("simulated epoch").expect("an epoch");
+    (snapshot, context(&w))
+}
+
+/// An agent with `policy` and no cooldown, so every iteration decides.
+fn bench_agent(policy: &Policy) -> Agent {
+    Agent::new(
+        policy.clone(),
+        GuardConfig {
+            cooldown_epochs: 0,
+            ..GuardConfig::default()
+        },
+        Controls::default(),
+        "bench",
+    )
 }
 
 fn shipped_policy() -> Policy {

@@ -13,7 +13,7 @@ use rheo::tuner::agent::ppo::PpoConfig;
 use rheo::tuner::agent::{Agent, Policy};
 use rheo::tuner::env::sim::initial_config;
 use rheo::tuner::env::{EngineEnv, Environment, SimEnv};
-use rheo::tuner::explain::runlog::{LoggedEpoch, epoch_decisions};
+use rheo::tuner::explain::runlog::LoggedEpoch;
 use rheo::tuner::explain::{Analysis, LiveExplainer, report};
 use rheo::tuner::run::{EpochRecord, RunLog, run};
 use rheo::tuner::scoreboard::{Backend, context, sim_params};
@@ -252,21 +252,16 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         (None, _) => (None, None),
     };
     if let Some(path) = &args.report {
-        let analysis = match agent.as_ref() {
-            Some(a) => {
-                // The explainer thread read the decisions from their traces already.
-                let (decisions, explanations) = match explained {
-                    Some(x) => (x.decisions, Some(x.explanations)),
-                    None => (epoch_decisions(&kept, path)?, None),
-                };
-                Some(Analysis::of_run(
-                    a.policy(),
-                    &header,
-                    decisions,
-                    explanations,
-                )?)
-            }
-            None => None,
+        // With a report the agent's run had the explainer thread, which read the decisions
+        // from their traces already.
+        let analysis = match (agent.as_ref(), explained) {
+            (Some(a), Some(x)) => Some(Analysis::of_run(
+                a.policy(),
+                &header,
+                x.decisions,
+                Some(x.explanations),
+            )?),
+            _ => None,
         };
         report::write(path, &report::render(&header, &kept, analysis.as_ref())?)?;
         super::explain::print_summary(analysis.as_ref());

@@ -71,22 +71,23 @@ pub fn masks(
     (par, buf)
 }
 
-/// The parallelism move `k` (1..=4) asks for at stage `i`.
-fn target_parallelism(obs: &Observation, i: usize, k: usize) -> Option<usize> {
-    let suggested = obs
-        .ds2
+/// DS2's suggested parallelism for stage `i` (its current one where DS2 has none): what the
+/// moves are offsets from, and what the DS2 fallback applies.
+pub fn ds2_parallelism(obs: &Observation, i: usize) -> usize {
+    obs.ds2
         .parallelism(&obs.stages[i])
-        .unwrap_or(obs.parallelism[i]) as i64;
-    let t = suggested + k as i64 - 2;
-    (t >= 1).then_some(t as usize)
+        .unwrap_or(obs.parallelism[i])
 }
 
-/// The parallelism stage `i` ends up with under parallelism move `k` (before the clamp).
-pub fn parallelism_after(obs: &Observation, i: usize, k: usize) -> usize {
-    match k {
-        0 => obs.parallelism[i],
-        k => target_parallelism(obs, i, k).unwrap_or(obs.parallelism[i]),
-    }
+/// The parallelism move `k` (1..=4) asks for at stage `i`.
+fn target_parallelism(obs: &Observation, i: usize, k: usize) -> Option<usize> {
+    offset_from(ds2_parallelism(obs, i), k)
+}
+
+/// DS2's `suggested` parallelism offset by move `k` (1..=4): `k − 2`, if that leaves a worker.
+fn offset_from(suggested: usize, k: usize) -> Option<usize> {
+    let t = suggested as i64 + k as i64 - 2;
+    (t >= 1).then_some(t as usize)
 }
 
 /// The probability that stage `i` ends up with the parallelism move `k` gives it: moves that
@@ -98,8 +99,12 @@ pub fn probability_of_outcome(
     k: usize,
     probabilities: &[f32; PARALLELISM_ACTIONS],
 ) -> f32 {
-    let outcomes: [usize; PARALLELISM_ACTIONS] =
-        std::array::from_fn(|j| parallelism_after(obs, i, j));
+    // Per move, the parallelism it leaves the stage with (before the clamp).
+    let (current, suggested) = (obs.parallelism[i], ds2_parallelism(obs, i));
+    let outcomes: [usize; PARALLELISM_ACTIONS] = std::array::from_fn(|j| match j {
+        0 => current,
+        j => offset_from(suggested, j).unwrap_or(current),
+    });
     let outcome = outcomes[k.min(PARALLELISM_ACTIONS - 1)];
     probabilities
         .iter()

@@ -9,7 +9,9 @@ use rand::{Rng, SeedableRng};
 use rheo_engine::{JobConfig, MetricsSnapshot};
 use serde::Serialize;
 
-use super::actions::{StageAction, input_capacity, masks, probability_of_outcome, proposal};
+use super::actions::{
+    StageAction, ds2_parallelism, input_capacity, masks, probability_of_outcome, proposal,
+};
 use super::checkpoint::{CheckpointError, CheckpointHeader, load_with_checksum};
 use super::features::{FEATURE_NAMES, FEATURES, FeatureStats, History, Observation, observe};
 use super::guard::{Controls, Fallback, GuardConfig, GuardState, Verdict, effective_bounds};
@@ -469,12 +471,7 @@ impl Agent {
         };
         let mut chosen_config = proposal_config.clone();
         for f in &fallbacks {
-            let i = f.index;
-            let ds2 = obs
-                .ds2
-                .parallelism(&obs.stages[i])
-                .unwrap_or(obs.parallelism[i]);
-            chosen_config.set_parallelism(&obs.stages[i], ds2);
+            chosen_config.set_parallelism(&obs.stages[f.index], ds2_parallelism(&obs, f.index));
         }
         let clamped = clamp(&snapshot.config, &chosen_config, &local.bounds);
         if self.traces.is_some() {

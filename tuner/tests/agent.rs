@@ -450,8 +450,9 @@ fn a_decision_over_its_budget_is_dropped() {
 }
 
 /// Online learning on a live run: the explainer thread explains every decision handed over
-/// (and hands back the same decisions the run's epochs record), then fine-tunes on the run's decisions — the same network a fine-tune on the caller's thread
-/// gives — and the fine-tuned policy differs from the one the run acted with.
+/// (and hands back the same decisions the run's epochs record), then fine-tunes on the run's
+/// decisions — the same network a fine-tune on the caller's thread gives — and the fine-tuned
+/// policy differs from the one the run acted with.
 #[test]
 fn online_fine_tuning_runs_on_the_explainer_thread() {
     use rheo_tuner::agent::ppo::advantages;

@@ -175,8 +175,17 @@ impl Explainer {
 
     /// Raw rows (of the run being explained, typically) to draw permutation values from.
     pub fn with_background(mut self, rows: impl IntoIterator<Item = [f32; FEATURES]>) -> Self {
-        self.background = rows.into_iter().map(|r| self.stats.normalise(&r)).collect();
+        self.background.clear();
+        self.extend_background(rows);
         self
+    }
+
+    /// Adds raw rows to the permutation values (a live run's explainer adds each epoch's
+    /// decisions as they come, rather than standardising the whole run again every epoch).
+    pub fn extend_background(&mut self, rows: impl IntoIterator<Item = [f32; FEATURES]>) {
+        let stats = &self.stats;
+        self.background
+            .extend(rows.into_iter().map(|r| stats.normalise(&r)));
     }
 
     /// Standardises a raw row the way the policy sees it.

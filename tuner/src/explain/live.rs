@@ -51,7 +51,6 @@ impl LiveExplainer {
             .name("rheo-explainer".into())
             .spawn(move || {
                 let mut explainer = Explainer::new(&policy);
-                let mut seen = Vec::new();
                 let mut out = LiveExplained::default();
                 let mut fine_tuned = None;
                 for work in rx {
@@ -59,8 +58,7 @@ impl LiveExplainer {
                         Work::Explain(trace) => {
                             let decisions = trace_decisions(&trace);
                             // Permutation values come from the decisions seen so far in the run.
-                            seen.extend(decisions.iter().map(|d| d.features()));
-                            explainer = explainer.with_background(seen.iter().copied());
+                            explainer.extend_background(decisions.iter().map(|d| d.features()));
                             out.explanations.extend(explainer.explain_all(&decisions));
                             out.decisions.extend(decisions);
                         }

@@ -53,6 +53,11 @@ pub struct Args {
     /// many times the gap on every decision (0: off).
     #[arg(long, default_value_t = PpoConfig::default().ds2_margin)]
     ds2_margin: f64,
+    /// Per-stage credit: each stage's moves are judged by their own probability ratio and an
+    /// advantage over the epoch's pipeline-wide terms plus only that stage's thread and change
+    /// cost, instead of all stages sharing the pipeline's.
+    #[arg(long)]
+    stage_credit: bool,
     /// Also write every transition as a bincode experience log.
     #[arg(long)]
     experience: Option<PathBuf>,
@@ -98,6 +103,7 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         imitation_epochs: args.imitation_epochs,
         imitate_tuned_ds2: args.imitate_tuned,
         ds2_margin: args.ds2_margin,
+        stage_credit: args.stage_credit,
         ..PpoConfig::default()
     };
     let bar = ProgressBar::new(cfg.iterations as u64);

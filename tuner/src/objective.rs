@@ -74,6 +74,17 @@ impl Objective {
             changed,
         }
     }
+
+    /// One stage's share of an epoch's score, for training credit: the epoch's pipeline-wide
+    /// terms (events not absorbed, latency) with only this stage's own thread cost (`threads`
+    /// its parallelism) and change cost (`changed`: its parallelism or input buffer changed).
+    pub fn stage_reward(&self, score: &EpochScore, threads: usize, changed: bool) -> f64 {
+        let budget = self.max_threads.max(1) as f64;
+        1.0 - 2.0 * score.shortfall
+            - score.slo
+            - 0.5 * threads as f64 / budget
+            - 0.1 * f64::from(u8::from(changed))
+    }
 }
 
 /// The objective of a run: the mean epoch reward (0 for an empty run).
@@ -181,6 +192,21 @@ mod tests {
         assert_eq!(s.slo, 1.0);
         let s = objective().score(&snapshot(1000, 1000, 1000, 900.0, 1), false);
         assert_eq!(s.slo, 1.0, "the latency penalty is capped at 1");
+    }
+
+    #[test]
+    fn a_stage_is_credited_the_pipeline_terms_and_only_its_own_costs() {
+        // Two of 8 threads are this stage's, of 4 in all; the configuration changed, but not
+        // this stage's part of it.
+        let o = objective();
+        let s = o.score(&snapshot(1000, 600, 600, 150.0, 4), true);
+        let own = o.stage_reward(&s, 2, false);
+        assert!((own - (1.0 - 2.0 * 0.4 - 0.5 - 0.5 * 2.0 / 8.0)).abs() < 1e-12);
+        assert!((o.stage_reward(&s, 2, true) - (own - 0.1)).abs() < 1e-12);
+        assert!(
+            own > s.reward,
+            "the others' threads and change are not this stage's"
+        );
     }
 
     #[test]

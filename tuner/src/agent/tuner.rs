@@ -18,7 +18,7 @@ use super::guard::{Controls, Fallback, GuardConfig, GuardState, Verdict, effecti
 use super::policy::{
     BUFFER_ACTIONS, OUTPUTS, PARALLELISM_ACTIONS, PolicyNet, argmax, masked_softmax, sample,
 };
-use super::ppo::Transition;
+use super::ppo::{StageStep, Transition};
 use super::trace::{DecisionTrace, TraceSlot};
 use crate::action::clamp;
 use crate::tuners::{Decision, TuneContext, Tuner};
@@ -155,6 +155,7 @@ pub(crate) fn choose(
         reward: 0.0,
         advantage: 0.0,
         ret: 0.0,
+        stages: Vec::with_capacity(n),
     };
     let mut choices = Vec::with_capacity(n);
     for (i, out) in outputs.iter().enumerate() {
@@ -170,7 +171,13 @@ pub(crate) fn choose(
             parallelism,
             buffer,
         };
-        t.logp += pp[parallelism].max(1e-8).ln() + bp[buffer].max(1e-8).ln();
+        let logp = pp[parallelism].max(1e-8).ln() + bp[buffer].max(1e-8).ln();
+        t.logp += logp;
+        t.stages.push(StageStep {
+            logp,
+            value: out[OUTPUTS - 1],
+            ..StageStep::default()
+        });
         t.par_masks.push(pm);
         t.buf_masks.push(bm);
         t.actions.push(action);
@@ -419,6 +426,20 @@ impl Agent {
             bounds,
         };
         let obs = observe(snapshot, &local, &self.history);
+        if let Some(last) = self.learner.as_mut().and_then(|l| l.experience.last_mut()) {
+            // Each stage's own credit (per-stage PPO): the epoch's pipeline-wide terms with
+            // only its own thread and change cost.
+            let previous = self.history.previous_config.as_ref();
+            for (stage, name) in last.stages.iter_mut().zip(&obs.stages) {
+                let now = &snapshot.config;
+                let moved = previous.is_some_and(|p| {
+                    p.parallelism(name) != now.parallelism(name)
+                        || input_capacity(p, name) != input_capacity(now, name)
+                });
+                let threads = now.parallelism(name).unwrap_or(0);
+                stage.reward = Some(cx.objective.stage_reward(&score, threads, moved) as f32);
+            }
+        }
         self.history.update_with(snapshot, &obs);
         // What "no change" means under the bounds in force now: a thread budget lowered or a
         // pin set at run time applies at once, cooldown or not.

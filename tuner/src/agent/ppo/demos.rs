@@ -50,6 +50,7 @@ pub fn demonstrations(
                     reward: 0.0,
                     advantage: 0.0,
                     ret: 0.0,
+                    stages: vec![StageStep::default(); n],
                 };
                 for (i, stage) in obs.stages.iter().enumerate() {
                     let (pm, bm) = masks(&obs, &snapshot.config, i);
@@ -82,6 +83,10 @@ pub fn demonstrations(
                 ret = t.reward + cfg.gamma as f32 * ret;
                 t.ret = ret;
                 t.value = ret;
+                for stage in &mut t.stages {
+                    stage.ret = ret;
+                    stage.value = ret;
+                }
             }
             out.append(&mut run);
         }

@@ -83,6 +83,12 @@ pub struct PpoConfig {
     /// decision (0: off). The scoreboard's objective is unchanged; this only teaches the policy
     /// that falling behind DS2 anywhere costs more than winning elsewhere pays.
     pub ds2_margin: f64,
+    /// Per-stage credit: each stage's moves are judged by their own probability ratio and an
+    /// advantage over their own reward — the epoch's pipeline-wide terms (events not absorbed,
+    /// latency) plus only that stage's thread and change cost — against a per-stage value,
+    /// instead of every stage sharing the pipeline's ratio and advantage (where one stage's
+    /// needless move is charged to every stage that kept still).
+    pub stage_credit: bool,
 }
 
 impl Default for PpoConfig {
@@ -107,6 +113,7 @@ impl Default for PpoConfig {
             select_every: 10,
             random_start: 0.5,
             ds2_margin: 0.0,
+            stage_credit: false,
         }
     }
 }
@@ -178,6 +185,24 @@ pub struct Transition {
     /// Advantage (GAE).
     pub advantage: f32,
     /// Discounted return target.
+    pub ret: f32,
+    /// Each stage's part of the decision, for per-stage credit.
+    pub stages: Vec<StageStep>,
+}
+
+/// One stage's part of a decision: its moves' probability, its value, and what it is credited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageStep {
+    /// Log-probability of the stage's moves under the acting policy (the stages' sum to the
+    /// decision's).
+    pub logp: f32,
+    /// The critic's value on the stage's row.
+    pub value: f32,
+    /// The reward credited to the stage's moves (`None`: the decision's reward).
+    pub reward: Option<f32>,
+    /// Advantage (GAE over the stage's rewards and values).
+    pub advantage: f32,
+    /// Discounted return target of the stage's value.
     pub ret: f32,
 }
 
@@ -259,6 +284,7 @@ pub fn train(
                     steps: Vec::new(),
                     scores: Vec::new(),
                     current: None,
+                    stage_names: Vec::new(),
                     done: false,
                     ds2_objective,
                 });
@@ -281,6 +307,11 @@ pub fn train(
                 let penalty = (cfg.ds2_margin * (bar - own).max(0.0)) as f32;
                 for step in &mut e.steps {
                     step.reward -= penalty;
+                    for stage in &mut step.stages {
+                        if let Some(r) = &mut stage.reward {
+                            *r -= penalty;
+                        }
+                    }
                 }
             }
             advantages(&mut e.steps, cfg.gamma, cfg.lambda);

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use rheo_engine::{JobConfig, MetricsSnapshot};
 
 use crate::action::clamp;
-use crate::agent::actions::proposal;
+use crate::agent::actions::{input_capacity, proposal};
 use crate::agent::features::{FEATURES, FeatureStats, History, observe};
 use crate::agent::policy::{OUTPUTS, PolicyNet, sample};
 use crate::agent::tuner::choose;
@@ -42,6 +42,8 @@ pub(super) struct Episode {
     pub(super) scores: Vec<f64>,
     /// The snapshot waiting for a decision.
     pub(super) current: Option<MetricsSnapshot>,
+    /// The stages the last decision moved, in its order.
+    pub(super) stage_names: Vec<String>,
     pub(super) done: bool,
     /// Tuned DS2's objective on the same run, when training holds the policy to it.
     pub(super) ds2_objective: Option<f64>,
@@ -56,10 +58,21 @@ impl Episode {
                     .previous
                     .as_ref()
                     .is_some_and(|p| *p != snapshot.config);
-                let score = self.cx.objective.score(&snapshot, changed).reward;
+                let epoch = self.cx.objective.score(&snapshot, changed);
+                let score = epoch.reward;
                 self.scores.push(score);
                 if let Some(last) = self.steps.last_mut() {
                     last.reward = score as f32;
+                    for (stage, name) in last.stages.iter_mut().zip(&self.stage_names) {
+                        let now = &snapshot.config;
+                        let moved = self.previous.as_ref().is_some_and(|p| {
+                            p.parallelism(name) != now.parallelism(name)
+                                || input_capacity(p, name) != input_capacity(now, name)
+                        });
+                        let threads = now.parallelism(name).unwrap_or(0);
+                        stage.reward =
+                            Some(self.cx.objective.stage_reward(&epoch, threads, moved) as f32);
+                    }
                 }
                 self.previous = Some(snapshot.config.clone());
                 self.current = Some(snapshot);
@@ -148,6 +161,7 @@ pub(super) fn rollout(
             );
             e.history.update_with(&snapshot, &obs);
             e.env.apply(&next.config)?;
+            e.stage_names.clone_from(&obs.stages);
             e.steps.push(t);
         }
     }

@@ -23,6 +23,28 @@ pub fn advantages(steps: &mut [Transition], gamma: f64, lambda: f64) {
         t.ret = (gae + t.value as f64) as f32;
         next_value = t.value as f64;
     }
+    // Each stage's own: its credited reward (the decision's where none was credited) against
+    // its own value.
+    let stages = steps.first().map_or(0, |t| t.stages.len());
+    for s in 0..stages {
+        let mut next_value = 0.0f64;
+        let mut gae = 0.0f64;
+        for t in steps.iter_mut().rev() {
+            let reward = t.reward;
+            let Some(stage) = t.stages.get_mut(s) else {
+                // A decision over other stages ends this stage's run.
+                next_value = 0.0;
+                gae = 0.0;
+                continue;
+            };
+            let delta =
+                stage.reward.unwrap_or(reward) as f64 + gamma * next_value - stage.value as f64;
+            gae = delta + gamma * lambda * gae;
+            stage.advantage = gae as f32;
+            stage.ret = (gae + stage.value as f64) as f32;
+            next_value = stage.value as f64;
+        }
+    }
 }
 
 /// Sums of squared gradients over the module's parameters.
@@ -66,13 +88,18 @@ pub(super) fn update(
     if batch.is_empty() {
         return (model, (0.0, 0.0, 0.0));
     }
-    // Normalised advantages.
-    let mean = batch.iter().map(|t| t.advantage as f64).sum::<f64>() / batch.len() as f64;
-    let var = batch
-        .iter()
-        .map(|t| (t.advantage as f64 - mean).powi(2))
-        .sum::<f64>()
-        / batch.len() as f64;
+    // Normalised advantages: the decisions', or every stage's under per-stage credit.
+    let advantages: Vec<f64> = if cfg.stage_credit {
+        batch
+            .iter()
+            .flat_map(|t| t.stages.iter().map(|s| s.advantage as f64))
+            .collect()
+    } else {
+        batch.iter().map(|t| t.advantage as f64).collect()
+    };
+    let count = advantages.len().max(1) as f64;
+    let mean = advantages.iter().sum::<f64>() / count;
+    let var = advantages.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / count;
     let std = var.sqrt().max(1e-6);
     let mut order: Vec<usize> = (0..batch.len()).collect();
     let (mut sum_p, mut sum_v, mut sum_e, mut n) = (0.0, 0.0, 0.0, 0usize);
@@ -136,6 +163,12 @@ fn minibatch(
         Vec::with_capacity(b),
         Vec::with_capacity(b),
     );
+    // Per stage (row), for per-stage credit.
+    let (mut row_old, mut row_adv, mut row_ret) = (
+        Vec::with_capacity(rows),
+        Vec::with_capacity(rows),
+        Vec::with_capacity(rows),
+    );
     let mut r = 0;
     for (j, t) in steps.iter().enumerate() {
         let n = t.rows.len();
@@ -155,6 +188,10 @@ fn minibatch(
             buf_hot[r * BUFFER_ACTIONS + t.actions[s].buffer] = 1.0;
             seg[j * rows + r] = 1.0;
             seg_mean[j * rows + r] = 1.0 / n as f32;
+            let stage = t.stages.get(s).copied().unwrap_or_default();
+            row_old.push(stage.logp);
+            row_adv.push(((stage.advantage as f64 - adv_mean) / adv_std) as f32);
+            row_ret.push(stage.ret);
             r += 1;
         }
         old.push(t.logp);
@@ -176,21 +213,40 @@ fn minibatch(
     let row_entropy = (softmax(par_logits, 1) * par_logp).sum_dim(1).neg()
         + (softmax(buf_logits, 1) * buf_logp).sum_dim(1).neg();
     let seg = t2(seg, [b, rows]);
-    let logp = seg.clone().matmul(row_logp);
-    let entropy = seg.matmul(row_entropy).mean();
-    let value = t2(seg_mean, [b, rows]).matmul(value_rows);
-    let logp_for_imitation = logp.clone();
-    let ratio = (logp - t2(old, [b, 1])).exp();
-    let adv = t2(adv, [b, 1]);
-    let surr1 = ratio.clone() * adv.clone();
-    let surr2 = ratio.clamp(1.0 - cfg.clip, 1.0 + cfg.clip) * adv;
-    // Imitation maximises the likelihood of the demonstrated moves instead.
-    let policy_loss = if imitate {
-        logp_for_imitation.mean().neg()
-    } else {
-        surr1.min_pair(surr2).mean().neg()
+    let logp = seg.clone().matmul(row_logp.clone());
+    let entropy = seg.clone().matmul(row_entropy).mean();
+    let clipped = |ratio: Tensor<2>, adv: Tensor<2>| {
+        let surr1 = ratio.clone() * adv.clone();
+        let surr2 = ratio.clamp(1.0 - cfg.clip, 1.0 + cfg.clip) * adv;
+        surr1.min_pair(surr2)
     };
-    let value_loss = (value - t2(ret, [b, 1])).powf_scalar(2.0).mean();
+    // Imitation maximises the likelihood of the demonstrated moves instead.
+    let (policy_loss, value_loss) = if cfg.stage_credit {
+        // Each stage's clipped objective with its own ratio and advantage, summed over the
+        // decision's stages; each row's value against its stage's return.
+        let policy_loss = if imitate {
+            logp.mean().neg()
+        } else {
+            let ratio = (row_logp - t2(row_old, [rows, 1])).exp();
+            seg.matmul(clipped(ratio, t2(row_adv, [rows, 1])))
+                .mean()
+                .neg()
+        };
+        let value_loss = (value_rows - t2(row_ret, [rows, 1]))
+            .powf_scalar(2.0)
+            .mean();
+        (policy_loss, value_loss)
+    } else {
+        let value = t2(seg_mean, [b, rows]).matmul(value_rows);
+        let policy_loss = if imitate {
+            logp.mean().neg()
+        } else {
+            let ratio = (logp - t2(old, [b, 1])).exp();
+            clipped(ratio, t2(adv, [b, 1])).mean().neg()
+        };
+        let value_loss = (value - t2(ret, [b, 1])).powf_scalar(2.0).mean();
+        (policy_loss, value_loss)
+    };
     let loss = policy_loss.clone() + value_loss.clone().mul_scalar(cfg.value_coef)
         - entropy.clone().mul_scalar(cfg.entropy);
     let losses = (
@@ -231,4 +287,52 @@ pub fn fine_tune(
     let mut rng = SmallRng::seed_from_u64(cfg.seed);
     let (model, losses) = update(model, &mut optim, experience, cfg, &device, &mut rng, false);
     Ok((model.valid(), losses))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::ppo::StageStep;
+
+    fn step(reward: f32, stages: Vec<Option<f32>>) -> Transition {
+        Transition {
+            rows: Vec::new(),
+            par_masks: Vec::new(),
+            buf_masks: Vec::new(),
+            actions: Vec::new(),
+            logp: 0.0,
+            value: 0.0,
+            reward,
+            advantage: 0.0,
+            ret: 0.0,
+            stages: stages
+                .into_iter()
+                .map(|reward| StageStep {
+                    reward,
+                    ..StageStep::default()
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn each_stage_is_judged_by_its_own_reward() {
+        // Stage 0 moved at the second decision (charged 0.1), stage 1 kept still, stage 2 has
+        // no credit of its own and takes the decision's reward.
+        let mut steps = vec![
+            step(0.5, vec![Some(0.6), Some(0.6), None]),
+            step(0.4, vec![Some(0.5), Some(0.6), None]),
+        ];
+        advantages(&mut steps, 0.5, 1.0);
+        let last = &steps[1].stages;
+        assert!((last[0].advantage - 0.5).abs() < 1e-6);
+        assert!((last[1].advantage - 0.6).abs() < 1e-6);
+        assert!((last[2].advantage - 0.4).abs() < 1e-6);
+        // Values are 0, so each advantage is the stage's discounted return.
+        let first = &steps[0].stages;
+        assert!((first[0].advantage - (0.6 + 0.5 * 0.5)).abs() < 1e-6);
+        assert!((first[1].advantage - (0.6 + 0.5 * 0.6)).abs() < 1e-6);
+        assert!((first[2].advantage - steps[0].advantage).abs() < 1e-6);
+        assert!((first[0].ret - first[0].advantage).abs() < 1e-6);
+    }
 }

@@ -256,22 +256,21 @@ impl FeatureStats {
 
     /// Per feature standard deviation (at least 0.05, so constant features do not blow up).
     pub fn std(&self) -> Vec<f64> {
-        self.m2
-            .iter()
-            .map(|m| {
-                (m / self.count.max(2).saturating_sub(1) as f64)
-                    .sqrt()
-                    .max(0.05)
-            })
-            .collect()
+        (0..self.m2.len()).map(|i| self.feature_std(i)).collect()
     }
 
-    /// `row` standardised.
+    /// Feature `i`'s standard deviation (floored at 0.05, so a constant feature stays finite).
+    fn feature_std(&self, i: usize) -> f64 {
+        (self.m2[i] / self.count.max(2).saturating_sub(1) as f64)
+            .sqrt()
+            .max(0.05)
+    }
+
+    /// `row` standardised (on the decision path: no allocation).
     pub fn normalise(&self, row: &[f32; FEATURES]) -> [f32; FEATURES] {
-        let std = self.std();
         let mut out = [0.0; FEATURES];
         for i in 0..FEATURES {
-            out[i] = ((row[i] as f64 - self.mean[i]) / std[i]).clamp(-8.0, 8.0) as f32;
+            out[i] = ((row[i] as f64 - self.mean[i]) / self.feature_std(i)).clamp(-8.0, 8.0) as f32;
         }
         out
     }

@@ -60,12 +60,7 @@ impl Objective {
             .iter()
             .filter_map(|s| snapshot.config.parallelism(s))
             .sum();
-        let budget = self.max_threads.max(1) as f64;
-        let reward = 1.0
-            - 2.0 * shortfall
-            - slo
-            - 0.5 * threads as f64 / budget
-            - 0.1 * f64::from(u8::from(changed));
+        let reward = self.reward(shortfall, slo, threads, changed);
         EpochScore {
             reward,
             shortfall,
@@ -79,9 +74,14 @@ impl Objective {
     /// terms (events not absorbed, latency) with only this stage's own thread cost (`threads`
     /// its parallelism) and change cost (`changed`: its parallelism or input buffer changed).
     pub fn stage_reward(&self, score: &EpochScore, threads: usize, changed: bool) -> f64 {
+        self.reward(score.shortfall, score.slo, threads, changed)
+    }
+
+    /// `r_t` from its parts.
+    fn reward(&self, shortfall: f64, slo: f64, threads: usize, changed: bool) -> f64 {
         let budget = self.max_threads.max(1) as f64;
-        1.0 - 2.0 * score.shortfall
-            - score.slo
+        1.0 - 2.0 * shortfall
+            - slo
             - 0.5 * threads as f64 / budget
             - 0.1 * f64::from(u8::from(changed))
     }

@@ -427,18 +427,14 @@ impl Agent {
         };
         let obs = observe(snapshot, &local, &self.history);
         if let Some(last) = self.learner.as_mut().and_then(|l| l.experience.last_mut()) {
-            // Each stage's own credit (per-stage PPO): the epoch's pipeline-wide terms with
-            // only its own thread and change cost.
-            let previous = self.history.previous_config.as_ref();
-            for (stage, name) in last.stages.iter_mut().zip(&obs.stages) {
-                let now = &snapshot.config;
-                let moved = previous.is_some_and(|p| {
-                    p.parallelism(name) != now.parallelism(name)
-                        || input_capacity(p, name) != input_capacity(now, name)
-                });
-                let threads = now.parallelism(name).unwrap_or(0);
-                stage.reward = Some(cx.objective.stage_reward(&score, threads, moved) as f32);
-            }
+            // Each stage's own credit, for per-stage PPO.
+            last.credit_stages(
+                &cx.objective,
+                &score,
+                self.history.previous_config.as_ref(),
+                &snapshot.config,
+                &obs.stages,
+            );
         }
         self.history.update_with(snapshot, &obs);
         // What "no change" means under the bounds in force now: a thread budget lowered or a

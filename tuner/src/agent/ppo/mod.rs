@@ -17,13 +17,14 @@ use rheo_engine::JobConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Bounds, clamp};
-use crate::agent::actions::StageAction;
+use crate::agent::actions::{StageAction, input_capacity};
 use crate::agent::features::{FEATURES, FeatureStats, History};
 use crate::agent::guard::{Controls, GuardConfig};
 use crate::agent::policy::{BUFFER_ACTIONS, PARALLELISM_ACTIONS, PolicyNet};
 use crate::agent::{Agent, Policy};
 use crate::env::sim::initial_config;
 use crate::env::{EnvError, SimEnv, SimParams};
+use crate::objective::{EpochScore, Objective};
 use crate::run::run;
 use crate::scoreboard::context;
 use crate::spec::Workload;
@@ -188,6 +189,29 @@ pub struct Transition {
     pub ret: f32,
     /// Each stage's part of the decision, for per-stage credit.
     pub stages: Vec<StageStep>,
+}
+
+impl Transition {
+    /// Credits each stage (named by `stages`, in the decision's order) the epoch its moves led
+    /// to: the epoch's pipeline-wide terms with only the stage's own thread and change cost
+    /// (its parallelism or input buffer differs from `previous`).
+    pub(crate) fn credit_stages(
+        &mut self,
+        objective: &Objective,
+        epoch: &EpochScore,
+        previous: Option<&JobConfig>,
+        now: &JobConfig,
+        stages: &[String],
+    ) {
+        for (stage, name) in self.stages.iter_mut().zip(stages) {
+            let moved = previous.is_some_and(|p| {
+                p.parallelism(name) != now.parallelism(name)
+                    || input_capacity(p, name) != input_capacity(now, name)
+            });
+            let threads = now.parallelism(name).unwrap_or(0);
+            stage.reward = Some(objective.stage_reward(epoch, threads, moved) as f32);
+        }
+    }
 }
 
 /// One stage's part of a decision: its moves' probability, its value, and what it is credited.

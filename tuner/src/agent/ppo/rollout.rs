@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use rheo_engine::{JobConfig, MetricsSnapshot};
 
 use crate::action::clamp;
-use crate::agent::actions::{input_capacity, proposal};
+use crate::agent::actions::proposal;
 use crate::agent::features::{FEATURES, FeatureStats, History, observe};
 use crate::agent::policy::{OUTPUTS, PolicyNet, sample};
 use crate::agent::tuner::choose;
@@ -63,16 +63,13 @@ impl Episode {
                 self.scores.push(score);
                 if let Some(last) = self.steps.last_mut() {
                     last.reward = score as f32;
-                    for (stage, name) in last.stages.iter_mut().zip(&self.stage_names) {
-                        let now = &snapshot.config;
-                        let moved = self.previous.as_ref().is_some_and(|p| {
-                            p.parallelism(name) != now.parallelism(name)
-                                || input_capacity(p, name) != input_capacity(now, name)
-                        });
-                        let threads = now.parallelism(name).unwrap_or(0);
-                        stage.reward =
-                            Some(self.cx.objective.stage_reward(&epoch, threads, moved) as f32);
-                    }
+                    last.credit_stages(
+                        &self.cx.objective,
+                        &epoch,
+                        self.previous.as_ref(),
+                        &snapshot.config,
+                        &self.stage_names,
+                    );
                 }
                 self.previous = Some(snapshot.config.clone());
                 self.current = Some(snapshot);

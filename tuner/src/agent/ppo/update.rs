@@ -12,38 +12,64 @@ use crate::agent::policy::{BUFFER_ACTIONS, OUTPUTS, PARALLELISM_ACTIONS, PolicyN
 
 use super::*;
 
-/// Generalised advantage estimation over one run's steps (the run ends after the last).
+/// Generalised advantage estimation over one run's steps (the run ends after the last): the
+/// decisions', and each stage's over its credited reward (the decision's where none was
+/// credited) against its own value.
 pub fn advantages(steps: &mut [Transition], gamma: f64, lambda: f64) {
-    let mut next_value = 0.0f64;
-    let mut gae = 0.0f64;
-    for t in steps.iter_mut().rev() {
-        let delta = t.reward as f64 + gamma * next_value - t.value as f64;
-        gae = delta + gamma * lambda * gae;
-        t.advantage = gae as f32;
-        t.ret = (gae + t.value as f64) as f32;
-        next_value = t.value as f64;
-    }
-    // Each stage's own: its credited reward (the decision's where none was credited) against
-    // its own value.
+    gae(
+        steps.iter_mut().rev().map(|t| {
+            Some(GaeStep {
+                reward: t.reward,
+                value: t.value,
+                advantage: &mut t.advantage,
+                ret: &mut t.ret,
+            })
+        }),
+        gamma,
+        lambda,
+    );
     let stages = steps.first().map_or(0, |t| t.stages.len());
     for s in 0..stages {
-        let mut next_value = 0.0f64;
-        let mut gae = 0.0f64;
-        for t in steps.iter_mut().rev() {
-            let reward = t.reward;
-            let Some(stage) = t.stages.get_mut(s) else {
-                // A decision over other stages ends this stage's run.
-                next_value = 0.0;
-                gae = 0.0;
-                continue;
-            };
-            let delta =
-                stage.reward.unwrap_or(reward) as f64 + gamma * next_value - stage.value as f64;
-            gae = delta + gamma * lambda * gae;
-            stage.advantage = gae as f32;
-            stage.ret = (gae + stage.value as f64) as f32;
-            next_value = stage.value as f64;
-        }
+        gae(
+            steps.iter_mut().rev().map(|t| {
+                let reward = t.reward;
+                t.stages.get_mut(s).map(|stage| GaeStep {
+                    reward: stage.reward.unwrap_or(reward),
+                    value: stage.value,
+                    advantage: &mut stage.advantage,
+                    ret: &mut stage.ret,
+                })
+            }),
+            gamma,
+            lambda,
+        );
+    }
+}
+
+/// One step of a GAE pass: what it got and was valued at, and where its results go.
+struct GaeStep<'a> {
+    reward: f32,
+    value: f32,
+    advantage: &'a mut f32,
+    ret: &'a mut f32,
+}
+
+/// GAE over `steps` given last to first; a `None` ends the run there (a decision without this
+/// stage).
+fn gae<'a>(steps: impl Iterator<Item = Option<GaeStep<'a>>>, gamma: f64, lambda: f64) {
+    let mut next_value = 0.0f64;
+    let mut gae = 0.0f64;
+    for step in steps {
+        let Some(step) = step else {
+            next_value = 0.0;
+            gae = 0.0;
+            continue;
+        };
+        let delta = step.reward as f64 + gamma * next_value - step.value as f64;
+        gae = delta + gamma * lambda * gae;
+        *step.advantage = gae as f32;
+        *step.ret = (gae + step.value as f64) as f32;
+        next_value = step.value as f64;
     }
 }
 

@@ -131,7 +131,7 @@ pub fn fit(workload: &Workload, runs: &[Vec<MetricsSnapshot>]) -> SimParams {
             } else if full {
                 batch
             } else {
-                (per_buffer * params.flush_timeout_s).clamp(1.0, batch)
+                (1.0 + per_buffer * params.flush_timeout_s).min(batch)
             };
             let nominal =
                 1e6 / (spec.cpu_us + spec.wait_us + spec.batch_wait_us / b + params.overhead_us);
@@ -257,6 +257,10 @@ pub struct SimError {
     pub throughput_epoch_rel: f64,
     /// Median per-epoch absolute relative p99 error.
     pub p99_rel_median: f64,
+    /// Mean per-epoch absolute error of the objective's latency penalty
+    /// (`clamp((p99 − SLO) / SLO, 0, 1)`): the part of the latency the objective sees.
+    #[serde(default)]
+    pub slo_abs: f64,
     /// Mean absolute busy-fraction error, over stages and epochs.
     pub busy_abs: f64,
     /// Largest per-stage mean absolute busy-fraction error.
@@ -270,6 +274,8 @@ pub fn compare(workload: &Workload, params: &SimParams, run: &[MetricsSnapshot])
     let sim_total: f64 = epochs.iter().map(|e| e.throughput).sum();
     let engine_total: f64 = epochs.iter().map(|e| e.engine_throughput).sum();
     let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-9);
+    let slo = workload.objective.latency_slo_ms.max(1e-9);
+    let penalty = |p99: f64| ((p99 - slo) / slo).clamp(0.0, 1.0);
     let stages = workload.stages.len();
     let per_stage: Vec<f64> = (0..stages)
         .map(|i| {
@@ -295,6 +301,11 @@ pub fn compare(workload: &Workload, params: &SimParams, run: &[MetricsSnapshot])
                 .collect(),
         )
         .unwrap_or(0.0),
+        slo_abs: epochs
+            .iter()
+            .map(|e| (penalty(e.p99_ms) - penalty(e.engine_p99_ms)).abs())
+            .sum::<f64>()
+            / n,
         busy_abs: per_stage.iter().sum::<f64>() / stages.max(1) as f64,
         busy_abs_max_stage: per_stage.iter().copied().fold(0.0, f64::max),
     }

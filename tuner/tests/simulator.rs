@@ -1,6 +1,8 @@
 //! The simulator: DS2's one-step convergence on a linear chain, a static configuration that
-//! never converges under a rate step, and the scoreboard's rows.
+//! never converges under a rate step, the scoreboard's rows, and the queueing model's transients
+//! (batches that grow only behind a full channel; the latency of a growing queue).
 
+use rheo_tuner::env::sim::{Carry, Model, initial_config};
 use rheo_tuner::env::{SimEnv, SimParams};
 use rheo_tuner::run::run;
 use rheo_tuner::scoreboard::{Backend, TunerKind, context, row, run_once};
@@ -128,4 +130,97 @@ fn scoreboard_rows_carry_every_key() {
         o.objective,
         r.objective
     );
+}
+
+/// batch-wait's stage: a remote call of 3 ms per batch plus 50 µs per record, at 2 000/s.
+fn batched() -> Workload {
+    Workload::parse(
+        r#"
+name = "batched"
+duration_s = 20
+epoch_s = 0.5
+[source]
+rate = { profile = "constant", value = 2000 }
+[[stage]]
+name = "rpc"
+wait_us = 50.0
+batch_wait_us = 3000.0
+partition = "rebalance"
+[objective]
+latency_slo_ms = 150
+max_threads = 8
+[initial]
+batch_size = 32
+"#,
+        "batched.toml",
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_batched_stage_grows_its_batches_only_behind_a_full_channel() {
+    let w = batched();
+    let params = exact(&w);
+    let (floor, flush) = (params.latency_floor_ms, params.flush_timeout_s);
+    let mut model = Model::new(&w, params);
+    let config = initial_config(&w);
+    // One worker, no channel full yet: batches leave on the flush timeout with 1 + 2 000/s ×
+    // 2 ms = 5 records, a record costs 50 + 3 000 / 5 + overhead ≈ 650 µs, so the worker
+    // serves ~1 540/s and ~230 of the epoch's 1 000 events queue — less than the channel
+    // holds at 5-record batches (64 × 5), so nothing blocks and the batches stay at 5.
+    let first = model.epoch(&config, 1000.0, Carry::default(), &[1.0]);
+    assert!(
+        (first.batch[0] - (1.0 + 2000.0 * flush)).abs() < 1e-9,
+        "{first:?}"
+    );
+    assert_eq!(first.emitted, 1000.0, "the source blocks on nothing");
+    assert!(
+        first.queued > 200.0 && first.queued < 320.0,
+        "{}",
+        first.queued
+    );
+    // The last event served waited while the ~230 behind it were offered (at 2 000/s), not
+    // while they would drain: ~115 ms plus a batch's flush and service (the engine measured
+    // 129 ms p99 for this epoch; dividing by the service rate made it ~220).
+    let queued_ms = first.queued / 2000.0 * 1e3;
+    assert!(
+        first.p99_ms > floor + queued_ms && first.p99_ms < floor + queued_ms + 10.0,
+        "p99 {} for {queued_ms} ms of queue",
+        first.p99_ms
+    );
+    // The channel is now more than half full and fills early in the next epoch: the sender
+    // blocks, its batches grow until the call keeps up, and the channel stays full.
+    assert!(first.full);
+    let second = model.epoch(&config, 1000.0, first.carry(), &[1.0]);
+    assert!(second.batch[0] > first.batch[0] + 1.0, "{second:?}");
+    assert!(second.full && second.occupancy[0] == 1.0, "{second:?}");
+}
+
+#[test]
+fn an_overloaded_stage_is_as_late_as_its_backlog_took_to_be_offered() {
+    // 4 000/s into `a`'s one 400 µs worker (~2 500/s): each 0.5 s epoch leaves ~750 more
+    // events due, which the schedule offered in ~190 ms, so the p99 grows by that much an
+    // epoch — not by the ~300 ms they take to be served. (On the engine, wait-constant's one
+    // 500 µs worker at 4 000/s measured 255, 512, 762, 1 016 ms: 250 ms an epoch.)
+    let w = chain(r#"{ profile = "constant", value = 4000 }"#);
+    let params = exact(&w);
+    let served = 1e6 / (400.0 + params.overhead_us);
+    let expected_ms = (4000.0 - served) * 0.5 / 4000.0 * 1e3;
+    let mut model = Model::new(&w, params);
+    let mut config = initial_config(&w);
+    config.stages.get_mut("b").expect("stage b").parallelism = 4;
+    let mut carry = Carry::default();
+    let mut p99 = Vec::new();
+    for _ in 0..6 {
+        let out = model.epoch(&config, 2000.0, carry, &[1.0, 1.0]);
+        carry = out.carry();
+        p99.push(out.p99_ms);
+    }
+    for pair in p99[1..].windows(2) {
+        let step = pair[1] - pair[0];
+        assert!(
+            (step - expected_ms).abs() < 0.1 * expected_ms,
+            "p99 by epoch {p99:?}, expected steps of {expected_ms} ms"
+        );
+    }
 }

@@ -3,16 +3,20 @@
 //!
 //! The model, per stage `i` with `p` workers:
 //! - a worker serves a record in `s = (cpu + wait + batch_wait / b_eff) / rate_factor +
-//!   overhead` µs, where `b_eff` is the batch that actually forms (full batches at high rates,
-//!   partial ones flushed after the flush timeout at low rates);
+//!   overhead` µs, where `b_eff` is the batch that actually forms (partial ones flushed after
+//!   the flush timeout at low rates; batches grow past that, up to full ones, only behind a
+//!   channel that is full — a stage with a per-batch cost that falls behind works at
+//!   flush-sized batches until its channel fills);
 //! - the stage absorbs at most `C = μ · (1 / share)^α` records/s, where `μ = 1e6 / s`, `share`
 //!   is the input share of its busiest worker (`1/p` for round-robin edges; for hash edges the
 //!   busiest worker's share of the Zipf key distribution, from the engine's own key-group
 //!   assignment) and `α ≤ 1` captures sub-linear scaling;
 //! - CPU work is limited by the machine's cores over all stages together;
 //! - the source emits what its schedule offers plus backlog, up to the pipeline's capacity; the
-//!   rest stays in the backlog, and latency counts the time events wait in it, in full
-//!   buffers ahead of a bottleneck, for batches to fill, and to be served.
+//!   rest stays in the backlog, and latency counts the time events wait in it and in the
+//!   buffers ahead of a bottleneck (what is still due or queued at the end of an epoch, over the
+//!   rate it was offered at: Little's law), in a busy worker's queue (M/D/1), for batches to
+//!   fill, and to be served.
 //!
 //! [`SimParams`] holds the constants calibrated from recorded engine snapshots
 //! ([`crate::calibrate`]).

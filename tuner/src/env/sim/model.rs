@@ -52,6 +52,21 @@ pub struct Carry {
     pub backlog: f64,
     /// Emitted, waiting in channels.
     pub queued: f64,
+    /// Whether the channels up to the bottleneck ended the epoch full, so senders block and
+    /// their batches grow past the flush size.
+    pub full: bool,
+}
+
+/// Which batches form on the edges.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Batching {
+    /// Senders flush partial batches on the timeout: no channel is full yet.
+    Flush,
+    /// As [`Batching::Flush`], but a stage whose per-batch cost makes it fall behind has its
+    /// batches grow until it keeps up (its channel is full and its senders block).
+    Grow,
+    /// Every batch fills: the source works off a backlog.
+    Full,
 }
 
 impl EpochOutcome {
@@ -60,6 +75,7 @@ impl EpochOutcome {
         Carry {
             backlog: self.backlog,
             queued: self.queued,
+            full: self.full,
         }
     }
 }
@@ -75,6 +91,8 @@ pub struct EpochOutcome {
     pub backlog: f64,
     /// Events queued in channels at the end of the epoch.
     pub queued: f64,
+    /// Whether the channels up to the bottleneck ended the epoch full.
+    pub full: bool,
     /// Events the source can emit per second with this configuration.
     pub capacity: f64,
     /// The stage that limits the capacity.
@@ -170,14 +188,14 @@ impl Model {
         }
     }
 
-    /// Service rates, capacities and batch sizes of every stage at source rate `rate`; with
-    /// `full_batches`, every batch fills (the source works off a backlog).
+    /// Service rates, capacities and batch sizes of every stage at source rate `rate`, with the
+    /// batches `batching` forms.
     fn stages(
         &self,
         config: &JobConfig,
         gain: &[f64],
         rate: f64,
-        full_batches: bool,
+        batching: Batching,
     ) -> StageModel {
         let w = &self.workload;
         let par = |name: &str| self.parallelism(config, name);
@@ -219,16 +237,18 @@ impl Model {
             let noise = self.noise.get(i).copied().unwrap_or(1.0);
             let alpha = self.params.scaling.get(i).copied().unwrap_or(1.0);
             let spread = (1.0 / self.share(i, p)).powf(alpha);
-            let mut b = if full_batches {
+            // A partial batch leaves when the flush timeout, started by its first record, runs
+            // out: that record and what arrives meanwhile (the engine's batches measure so).
+            let mut b = if batching == Batching::Full {
                 batch_size as f64
             } else {
-                (per_buffer * self.params.flush_timeout_s).clamp(1.0, batch_size as f64)
+                (1.0 + per_buffer * self.params.flush_timeout_s).min(batch_size as f64)
             };
             // A stage with a per-batch cost that falls behind makes its upstream's batches
             // grow (the sender fills its batch while blocked on the full channel) until the
             // stage keeps up or the batches are full: it then runs saturated, channel full.
             let mut filled = false;
-            if s.batch_wait_us > 0.0 {
+            if s.batch_wait_us > 0.0 && batching != Batching::Flush {
                 let input = rate * gain[i];
                 let per_record_room = 1e6 * noise * spread / input.max(1e-9)
                     - (s.cpu_us + s.wait_us) / factor
@@ -313,6 +333,8 @@ impl Model {
         let carry = Carry {
             backlog: state.backlog + offered * (1.0 - active),
             queued: 0.0,
+            // The barrier drained the channels.
+            full: false,
         };
         let mut out = self.epoch_span(config, offered * active, carry, noise, active);
         out.processed += state.queued;
@@ -338,6 +360,7 @@ impl Model {
         out.processed = state.queued;
         out.backlog = state.backlog + offered;
         out.queued = 0.0;
+        out.full = false;
         out.p99_ms = self.params.latency_floor_ms + self.params.latency_factor * pause_s * 1e3;
         out.pause_s = pause_s;
         let rate = state.queued / self.workload.epoch_s;
@@ -377,15 +400,48 @@ impl Model {
             g *= s.selectivity;
         }
         let sink_gain = g;
+        let demand = offered + state.backlog;
+        // Channels up to the bottleneck, in source events: at flush-sized batches while no
+        // sender blocks, at full batches once they do.
+        let room = |stage: &StageModel, batching: Batching| -> f64 {
+            (0..=stage.bottleneck.min(n.saturating_sub(1)))
+                .map(|i| {
+                    let ec = edge(self.edge_into(i));
+                    let b = if batching == Batching::Flush {
+                        stage.b_eff[i]
+                    } else {
+                        ec.batch_size as f64
+                    };
+                    ec.capacity as f64 * b * par(&w.stages[i].name) as f64 / gain[i].max(1e-9)
+                })
+                .sum()
+        };
+        // Senders block, and their batches grow past the flush size, only behind a full
+        // channel: one the epoch before left full, a backlog at the source (it emits as fast as
+        // the channels take), or a shortfall this epoch beyond the channels' room. Until then a
+        // stage with a per-batch cost works at flush-sized batches and the shortfall queues.
+        let mut batching = if state.full || state.backlog > 1.0 {
+            Batching::Grow
+        } else {
+            Batching::Flush
+        };
         // Partial batches depend on the rate, and the rate on the capacity: start from the rate
         // wanted, then refine once with the rate achieved.
-        let demand = offered + state.backlog;
-        let mut stage = self.stages(config, &gain, demand / e, false);
-        if stage.capacity * e < demand {
+        let mut stage = self.stages(config, &gain, demand / e, batching);
+        if batching == Batching::Flush
+            && stage.capacity * e < demand
+            && state.queued + demand - stage.capacity * e >= room(&stage, batching)
+        {
+            batching = Batching::Grow;
+            stage = self.stages(config, &gain, demand / e, batching);
+        }
+        if batching == Batching::Grow && stage.capacity * e < demand {
             // Overloaded: the source has a backlog and emits full batches, which amortise
             // per-batch costs.
-            stage = self.stages(config, &gain, stage.capacity, true);
+            batching = Batching::Full;
+            stage = self.stages(config, &gain, stage.capacity, batching);
         }
+        let room_total = room(&stage, batching);
         let StageModel {
             mu,
             filled,
@@ -394,13 +450,6 @@ impl Model {
             capacity,
             bottleneck,
         } = stage;
-        // Records the channels up to the bottleneck hold when full, in source events.
-        let room_total: f64 = (0..=bottleneck.min(n.saturating_sub(1)))
-            .map(|i| {
-                let ec = edge(self.edge_into(i));
-                (ec.capacity * ec.batch_size * par(&w.stages[i].name)) as f64 / gain[i].max(1e-9)
-            })
-            .sum();
         // The source emits while the buffers have room; the pipeline works through what is
         // queued and what arrives, up to its capacity.
         let can_process = capacity * e;
@@ -413,7 +462,12 @@ impl Model {
         let mut busy = Vec::with_capacity(n);
         let mut waiting = Vec::with_capacity(n);
         let mut occupancy = Vec::with_capacity(n);
-        let mut queue_s = queued_end / capacity.max(1.0);
+        // FIFO from the scheduled time: everything still queued or due at the end of the epoch
+        // was scheduled after the last event served, so that event waited as long as the
+        // schedule took to offer them (Little's law; dividing by the capacity instead would
+        // date a growing queue by how fast it drains, not by how fast it grew).
+        let arrival = if offered > 0.0 { offered / e } else { capacity }.max(1.0);
+        let mut queue_s = queued_end / arrival;
         let mut batch_s = 0.0;
         let mut service_s = 0.0;
         for (i, s) in w.stages.iter().enumerate() {
@@ -434,8 +488,10 @@ impl Model {
                 // Over capacity: what piles up is the queued events, counted above.
                 (queued_end / room_total.max(1.0)).clamp(0.0, 1.0)
             } else {
-                // A busy worker's queue (M/M/1), in batches.
-                let batches = hot * hot / (1.0 - hot);
+                // A busy worker's queue, in batches: M/D/1 (Pollaczek–Khinchine), half of
+                // M/M/1's — a record's cost is fixed (and as the source paces its events
+                // rather than sending them at random, even this is an upper bound).
+                let batches = 0.5 * hot * hot / (1.0 - hot);
                 let occ = (batches / ec.capacity as f64).min(1.0);
                 let per_channel = (input / p).max(1e-9);
                 queue_s += occ * ec.capacity as f64 * b_eff[i] / per_channel;
@@ -464,7 +520,7 @@ impl Model {
             service_s += b_eff[i] / mu[i];
         }
         let backlog_s = if backlog_end > 1.0 {
-            backlog_end / capacity.max(1.0)
+            backlog_end / arrival
         } else {
             0.0
         };
@@ -484,6 +540,7 @@ impl Model {
             processed,
             backlog: backlog_end,
             queued: queued_end,
+            full: saturated || filled.iter().any(|&f| f),
             capacity,
             bottleneck,
             p99_ms,

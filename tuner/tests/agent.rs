@@ -213,6 +213,8 @@ fn a_short_ppo_run_with_per_stage_credit_trains_a_policy_that_runs_as_a_tuner() 
 }
 
 fn short_ppo_run(stage_credit: bool) {
+    // The two modes run side by side: each writes files of its own.
+    let mode = if stage_credit { "per-stage" } else { "pipeline" };
     let w = workload();
     let params = SimParams::nominal(&w);
     let cfg = PpoConfig {
@@ -243,7 +245,7 @@ fn short_ppo_run(stage_credit: bool) {
         assert!((logp - t.logp).abs() < 1e-3, "{logp} vs {}", t.logp);
     }
     // The experience log replays for offline training.
-    let log = temp("experience.bin");
+    let log = temp(&format!("experience-{mode}.bin"));
     write_experience(&log, &trained.experience).unwrap();
     let replayed = read_experience(&log).unwrap();
     assert_eq!(replayed.len(), trained.experience.len());
@@ -260,9 +262,9 @@ fn short_ppo_run(stage_credit: bool) {
     assert!(
         read_experience(&log)
             .unwrap_err()
-            .contains("experience.bin")
+            .contains(&format!("experience-{mode}.bin"))
     );
-    let path = temp("trained.ckpt");
+    let path = temp(&format!("trained-{mode}.ckpt"));
     save(
         &path,
         &trained.net,

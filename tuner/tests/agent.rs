@@ -214,7 +214,11 @@ fn a_short_ppo_run_with_per_stage_credit_trains_a_policy_that_runs_as_a_tuner() 
 
 fn short_ppo_run(stage_credit: bool) {
     // The two modes run side by side: each writes files of its own.
-    let mode = if stage_credit { "per-stage" } else { "pipeline" };
+    let mode = if stage_credit {
+        "per-stage"
+    } else {
+        "pipeline"
+    };
     let w = workload();
     let params = SimParams::nominal(&w);
     let cfg = PpoConfig {

@@ -131,7 +131,7 @@ pub fn fit(workload: &Workload, runs: &[Vec<MetricsSnapshot>]) -> SimParams {
             } else if full {
                 batch
             } else {
-                (1.0 + per_buffer * params.flush_timeout_s).min(batch)
+                params.flush_batch(per_buffer, batch)
             };
             let nominal =
                 1e6 / (spec.cpu_us + spec.wait_us + spec.batch_wait_us / b + params.overhead_us);
@@ -274,8 +274,7 @@ pub fn compare(workload: &Workload, params: &SimParams, run: &[MetricsSnapshot])
     let sim_total: f64 = epochs.iter().map(|e| e.throughput).sum();
     let engine_total: f64 = epochs.iter().map(|e| e.engine_throughput).sum();
     let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-9);
-    let slo = workload.objective.latency_slo_ms.max(1e-9);
-    let penalty = |p99: f64| ((p99 - slo) / slo).clamp(0.0, 1.0);
+    let objective = workload.objective();
     let stages = workload.stages.len();
     let per_stage: Vec<f64> = (0..stages)
         .map(|i| {
@@ -303,7 +302,10 @@ pub fn compare(workload: &Workload, params: &SimParams, run: &[MetricsSnapshot])
         .unwrap_or(0.0),
         slo_abs: epochs
             .iter()
-            .map(|e| (penalty(e.p99_ms) - penalty(e.engine_p99_ms)).abs())
+            .map(|e| {
+                (objective.latency_penalty(e.p99_ms) - objective.latency_penalty(e.engine_p99_ms))
+                    .abs()
+            })
             .sum::<f64>()
             / n,
         busy_abs: per_stage.iter().sum::<f64>() / stages.max(1) as f64,

@@ -50,10 +50,8 @@ impl Objective {
         };
         let slo = if offered > 0.0 && snapshot.sink_records() == 0 {
             1.0
-        } else if self.latency_slo_ms > 0.0 {
-            ((snapshot.latency.p99_ms - self.latency_slo_ms) / self.latency_slo_ms).clamp(0.0, 1.0)
         } else {
-            0.0
+            self.latency_penalty(snapshot.latency.p99_ms)
         };
         let threads: usize = self
             .stages
@@ -75,6 +73,16 @@ impl Objective {
     /// its parallelism) and change cost (`changed`: its parallelism or input buffer changed).
     pub fn stage_reward(&self, score: &EpochScore, threads: usize, changed: bool) -> f64 {
         self.reward(score.shortfall, score.slo, threads, changed)
+    }
+
+    /// The latency penalty of an epoch whose p99 is `p99_ms`: `clamp((p99 − SLO) / SLO, 0, 1)`
+    /// (0 without an SLO).
+    pub fn latency_penalty(&self, p99_ms: f64) -> f64 {
+        if self.latency_slo_ms > 0.0 {
+            ((p99_ms - self.latency_slo_ms) / self.latency_slo_ms).clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
     }
 
     /// `r_t` from its parts.

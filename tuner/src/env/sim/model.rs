@@ -237,12 +237,10 @@ impl Model {
             let noise = self.noise.get(i).copied().unwrap_or(1.0);
             let alpha = self.params.scaling.get(i).copied().unwrap_or(1.0);
             let spread = (1.0 / self.share(i, p)).powf(alpha);
-            // A partial batch leaves when the flush timeout, started by its first record, runs
-            // out: that record and what arrives meanwhile (the engine's batches measure so).
             let mut b = if batching == Batching::Full {
                 batch_size as f64
             } else {
-                (1.0 + per_buffer * self.params.flush_timeout_s).min(batch_size as f64)
+                self.params.flush_batch(per_buffer, batch_size as f64)
             };
             // A stage with a per-batch cost that falls behind makes its upstream's batches
             // grow (the sender fills its batch while blocked on the full channel) until the

@@ -47,6 +47,13 @@ impl SimParams {
         }
     }
 
+    /// Records in a partial batch flushed on the timeout, for a buffer filling at
+    /// `per_buffer` records/s: the record that starts the timer and what arrives before it runs
+    /// out (the engine's batches measure so), at most `batch_size`.
+    pub fn flush_batch(&self, per_buffer: f64, batch_size: f64) -> f64 {
+        (1.0 + per_buffer * self.flush_timeout_s).min(batch_size)
+    }
+
     /// Reads calibrated constants written by [`SimParams::save`].
     pub fn load(path: impl AsRef<Path>) -> Result<SimParams, EnvError> {
         let path = path.as_ref();

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressStyle};
 use rheo::tuner::agent::Policy;
 use rheo::tuner::agent::checkpoint::{CheckpointHeader, save};
-use rheo::tuner::agent::curve::{read_experience, write_csv, write_experience, write_svg};
+use rheo::tuner::agent::curve::{
+    read_experience, write_csv, write_experience, write_selection_csv, write_svg,
+};
 use rheo::tuner::agent::ppo::{PpoConfig, TrainingWorkload, fine_tune, train};
 use rheo::tuner::scoreboard::{Backend, sim_params, tune_ds2};
 use rheo::tuner::spec::Workload;
@@ -53,6 +55,10 @@ pub struct Args {
     /// many times the gap on every decision (0: off).
     #[arg(long, default_value_t = PpoConfig::default().ds2_margin)]
     ds2_margin: f64,
+    /// Share of training runs whose rate profile is shifted ahead by a random time (up to half
+    /// the workload's duration), so steps and bursts come at different epochs.
+    #[arg(long, default_value_t = PpoConfig::default().rate_shift)]
+    rate_shift: f64,
     /// Per-stage credit: each stage's moves are judged by their own probability ratio and an
     /// advantage over the epoch's pipeline-wide terms plus only that stage's thread and change
     /// cost, instead of all stages sharing the pipeline's.
@@ -104,6 +110,7 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         imitate_tuned_ds2: args.imitate_tuned,
         ds2_margin: args.ds2_margin,
         stage_credit: args.stage_credit,
+        rate_shift: args.rate_shift,
         ..PpoConfig::default()
     };
     let bar = ProgressBar::new(cfg.iterations as u64);
@@ -127,6 +134,13 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let svg = beside(&args.out, ".curve.svg");
     write_csv(&csv, &trained.curve)?;
     write_svg(&svg, &trained.curve)?;
+    let selection = beside(&args.out, ".selection.csv");
+    write_selection_csv(
+        &selection,
+        &header.workloads,
+        &trained.baseline,
+        &trained.candidates,
+    )?;
     if let Some(path) = &args.experience {
         write_experience(path, &trained.experience)?;
     }
@@ -138,12 +152,13 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let first = trained.curve.first().map_or(0.0, |p| p.objective);
     let last = trained.curve.last().map_or(0.0, |p| p.objective);
     println!(
-        "trained {} iterations in {:.0} s: rollout objective {first:.3} → {last:.3}; wrote {}, {}, {}",
+        "trained {} iterations in {:.0} s: rollout objective {first:.3} → {last:.3}; wrote {}, {}, {}, {}",
         cfg.iterations,
         trained.seconds,
         args.out.display(),
         csv.display(),
-        svg.display()
+        svg.display(),
+        selection.display()
     );
     Ok(())
 }

@@ -446,6 +446,25 @@ fn ppo_learns(stage_credit: bool) {
     let trained = train(&workloads, &cfg, |_| {}).unwrap();
     let (kept, _) = trained.selected.unwrap();
     assert!(kept > 0, "the kept policy is a trained one");
+    assert_eq!(
+        trained.candidates.len(),
+        200 / 10 + 1,
+        "the starting policy and every tenth iteration's are scored"
+    );
+    assert_eq!(trained.baseline.len(), workloads.len());
+    let kept_score = trained
+        .candidates
+        .iter()
+        .find(|c| c.iteration == kept)
+        .map(|c| c.score)
+        .unwrap();
+    assert!(
+        trained
+            .candidates
+            .iter()
+            .all(|c| c.score <= kept_score && c.rows.len() == workloads.len()),
+        "the kept policy is the best scored"
+    );
     let policy = Policy::new(trained.net, trained.stats);
     let learned = mean_objective(&w, &params, &seeds, || {
         Box::new(rheo_tuner::agent::Agent::new(

@@ -1,6 +1,7 @@
 //! The simulator: DS2's one-step convergence on a linear chain, a static configuration that
 //! never converges under a rate step, the scoreboard's rows, and the queueing model's transients
-//! (batches that grow only behind a full channel; the latency of a growing queue).
+//! (batches that grow only behind a full channel; the latency of a growing queue); a run with
+//! its rate profile shifted in time.
 
 use rheo_tuner::env::sim::{Carry, Model, initial_config};
 use rheo_tuner::env::{SimEnv, SimParams};
@@ -82,6 +83,31 @@ fn a_static_configuration_never_converges_after_a_step_up() {
     let c = result.convergence(w.epoch_s, &w.source.rate.change_points(w.duration_s), 200.0);
     assert_eq!(c.converged, vec![false]);
     assert_eq!(c.epochs_to_converge, vec![20], "the whole phase counts");
+}
+
+#[test]
+fn a_shifted_run_meets_the_step_earlier() {
+    let w = chain(r#"{ profile = "step", values = [500, 3000], period_s = 10 }"#);
+    // Offered rate per epoch of a static run, with the profile as written and 4 s ahead.
+    let offered = |shift: f64| {
+        let mut env = SimEnv::new(&w, exact(&w), 7).with_rate_shift(shift);
+        let result = run(&mut env, &mut Static, &context(&w), None, |_, _| {}).unwrap();
+        result
+            .epochs
+            .iter()
+            .map(|e| e.offered_rate)
+            .collect::<Vec<_>>()
+    };
+    let (plain, shifted) = (offered(0.0), offered(4.0));
+    assert_eq!(
+        plain.len(),
+        shifted.len(),
+        "a shift does not change the run's length"
+    );
+    let step = |rates: &[f64]| rates.iter().position(|&r| r > 1000.0);
+    assert_eq!(step(&plain), Some(20), "the step at 10 s, epoch 20");
+    assert_eq!(step(&shifted), Some(12), "4 s ahead: 8 epochs earlier");
+    assert!((shifted[0] - 500.0).abs() < 1.0 && (shifted[39] - 3000.0).abs() < 1.0);
 }
 
 #[test]

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::ppo::{CurvePoint, Transition};
+use super::ppo::{Candidate, CurvePoint, SelectionRow, Transition};
 
 /// Writes the curve as CSV.
 pub fn write_csv(path: &Path, curve: &[CurvePoint]) -> std::io::Result<()> {
@@ -15,6 +15,33 @@ pub fn write_csv(path: &Path, curve: &[CurvePoint]) -> std::io::Result<()> {
             "{},{},{:.5},{:.5},{:.5},{:.5},{:.2}\n",
             p.iteration, p.steps, p.objective, p.policy_loss, p.value_loss, p.entropy, p.seconds
         ));
+    }
+    std::fs::write(path, out)
+}
+
+/// Writes model selection as CSV: one line per candidate policy and training workload (named by
+/// `workloads`), beside tuned DS2 on the same selection runs.
+pub fn write_selection_csv(
+    path: &Path,
+    workloads: &[String],
+    baseline: &[SelectionRow],
+    candidates: &[Candidate],
+) -> std::io::Result<()> {
+    let mut out = String::from(
+        "iteration,score,workload,objective,ds2_objective,reconfigurations,ds2_reconfigurations\n",
+    );
+    for c in candidates {
+        for ((name, own), ds2) in workloads.iter().zip(&c.rows).zip(baseline) {
+            out.push_str(&format!(
+                "{},{:.5},{name},{:.5},{:.5},{:.2},{:.2}\n",
+                c.iteration,
+                c.score,
+                own.objective,
+                ds2.objective,
+                own.reconfigurations,
+                ds2.reconfigurations
+            ));
+        }
     }
     std::fs::write(path, out)
 }
@@ -71,4 +98,31 @@ pub fn read_experience(path: &Path) -> Result<Vec<Transition>, String> {
     bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
         .map(|(v, _)| v)
         .map_err(|e| format!("{}: not an experience log: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_csv_has_a_line_per_candidate_and_workload() {
+        let row = |objective, reconfigurations| SelectionRow {
+            objective,
+            reconfigurations,
+        };
+        let baseline = [row(0.8, 2.0), row(0.7, 5.0)];
+        let candidates = [0, 10].map(|iteration| Candidate {
+            iteration,
+            rows: vec![row(0.75, 3.0), row(0.72, 4.0)],
+            score: 0.7,
+        });
+        let path = std::env::temp_dir().join(format!("rheo-selection-{}.csv", std::process::id()));
+        let names = ["a".to_string(), "b".to_string()];
+        write_selection_csv(&path, &names, &baseline, &candidates).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).ok();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1 + 2 * 2);
+        assert_eq!(lines[4], "10,0.70000,b,0.72000,0.70000,4.00,5.00");
+    }
 }

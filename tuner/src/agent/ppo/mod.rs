@@ -4,6 +4,7 @@
 
 mod demos;
 mod rollout;
+mod selection;
 mod update;
 
 use std::time::Instant;
@@ -19,9 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::action::{Bounds, clamp};
 use crate::agent::actions::{StageAction, input_capacity};
 use crate::agent::features::{FEATURES, FeatureStats, History};
-use crate::agent::guard::{Controls, GuardConfig};
 use crate::agent::policy::{BUFFER_ACTIONS, PARALLELISM_ACTIONS, PolicyNet};
-use crate::agent::{Agent, Policy};
 use crate::env::sim::initial_config;
 use crate::env::{EnvError, SimEnv, SimParams};
 use crate::objective::{EpochScore, Objective};
@@ -33,6 +32,7 @@ use crate::tuners::{Ds2, Ds2Knobs};
 pub use demos::demonstrations;
 use rollout::{Episode, rollout};
 pub use rollout::{feature_stats, randomised};
+pub use selection::{Candidate, SelectionRow};
 use update::update;
 pub use update::{advantages, fine_tune};
 
@@ -79,6 +79,10 @@ pub struct PpoConfig {
     /// Share of training runs that start from a random configuration (each stage's
     /// parallelism drawn within its bounds and the thread budget) instead of the workload's.
     pub random_start: f64,
+    /// Share of training runs whose source rate profile is shifted ahead by a random time of
+    /// up to half the workload's duration, so a step or burst does not always come at the
+    /// same epoch and the policy cannot anticipate it by counting epochs (0: off).
+    pub rate_shift: f64,
     /// Training reward shaping: a run whose objective ends below tuned DS2's on the same
     /// simulated run (same constants, seed and start) loses this many times the gap on every
     /// decision (0: off). The scoreboard's objective is unchanged; this only teaches the policy
@@ -113,6 +117,7 @@ impl Default for PpoConfig {
             imitate_tuned_ds2: false,
             select_every: 10,
             random_start: 0.5,
+            rate_shift: 0.0,
             ds2_margin: 0.0,
             stage_credit: false,
         }
@@ -164,6 +169,10 @@ pub struct Trained {
     pub experience: Vec<Transition>,
     /// The iteration whose policy was kept and its selection score on the training seeds.
     pub selected: Option<(usize, f64)>,
+    /// Tuned DS2 on each training workload over the selection seeds.
+    pub baseline: Vec<SelectionRow>,
+    /// Every policy scored for selection, in training order.
+    pub candidates: Vec<Candidate>,
 }
 
 /// One decision of one simulated run: what the policy saw, did and got.
@@ -264,12 +273,10 @@ pub fn train(
     let mut total_steps = 0;
     // Model selection on the training seeds (never the evaluation seeds): the greedy policy's
     // objective per workload, with a penalty for falling below tuned DS2 on any of them.
-    let baseline = selection_baseline(workloads)?;
-    let mut best = (
-        selection_score(&model.valid(), &stats, workloads, &baseline)?,
-        model.valid(),
-        0,
-    );
+    let baseline = selection::baseline(workloads)?;
+    let first = selection::candidate(0, &model.valid(), &stats, workloads, &baseline)?;
+    let mut best = (first.score, model.valid(), 0);
+    let mut candidates = vec![first];
     for iteration in 0..cfg.iterations {
         let infer = model.valid();
         let infer_device = Device::flex();
@@ -283,10 +290,17 @@ pub fn train(
                 let start = rng
                     .random_bool(cfg.random_start.clamp(0.0, 1.0))
                     .then(|| random_start(&w.workload, &cx.bounds, &mut rng));
+                // Drawn only when on, so runs without it reproduce the same training.
+                let shift = if cfg.rate_shift > 0.0 && rng.random_bool(cfg.rate_shift.min(1.0)) {
+                    rng.random_range(0.0..=w.workload.duration_s / 2.0)
+                } else {
+                    0.0
+                };
                 // Tuned DS2 on the very same run (workload, constants, seed, start): the bar
                 // this run's return is held to when `ds2_margin` is on.
                 let ds2_objective = if cfg.ds2_margin > 0.0 {
-                    let mut ds2_env = SimEnv::new(&w.workload, params.clone(), seed);
+                    let mut ds2_env =
+                        SimEnv::new(&w.workload, params.clone(), seed).with_rate_shift(shift);
                     if let Some(start) = &start {
                         ds2_env = ds2_env.starting_from(start.clone());
                     }
@@ -295,7 +309,7 @@ pub fn train(
                 } else {
                     None
                 };
-                let mut env = SimEnv::new(&w.workload, params, seed);
+                let mut env = SimEnv::new(&w.workload, params, seed).with_rate_shift(shift);
                 if let Some(start) = start {
                     env = env.starting_from(start);
                 }
@@ -357,11 +371,12 @@ pub fn train(
         curve.push(point);
         experience.extend(batch);
         if cfg.select_every > 0 && (iteration + 1) % cfg.select_every == 0 {
-            let candidate = model.valid();
-            let score = selection_score(&candidate, &stats, workloads, &baseline)?;
-            if score > best.0 {
-                best = (score, candidate, iteration + 1);
+            let net = model.valid();
+            let scored = selection::candidate(iteration + 1, &net, &stats, workloads, &baseline)?;
+            if scored.score > best.0 {
+                best = (scored.score, net, iteration + 1);
             }
+            candidates.push(scored);
         }
     }
     let (net, selected) = if cfg.select_every > 0 {
@@ -376,6 +391,8 @@ pub fn train(
         curve,
         seconds: started.elapsed().as_secs_f64(),
         experience,
+        baseline,
+        candidates,
     })
 }
 
@@ -391,60 +408,4 @@ fn random_start(workload: &Workload, bounds: &Bounds, rng: &mut SmallRng) -> Job
         proposed.set_parallelism(name, rng.random_range(*min..=hi));
     }
     clamp(&initial, &proposed, bounds).config
-}
-
-/// Seeds the greedy policy is scored on for model selection (the scoreboard's training seeds).
-const SELECTION_SEEDS: [u64; 3] = crate::scoreboard::TRAINING_SEEDS;
-
-/// Tuned DS2's objective per workload on the selection seeds.
-fn selection_baseline(workloads: &[TrainingWorkload]) -> Result<Vec<f64>, EnvError> {
-    workloads
-        .iter()
-        .map(|w| {
-            let mut total = 0.0;
-            for &seed in &SELECTION_SEEDS {
-                let mut env = SimEnv::new(&w.workload, w.params.clone(), seed);
-                let mut ds2 = Ds2::new(w.ds2);
-                total += run(&mut env, &mut ds2, &context(&w.workload), None, |_, _| {})?.objective;
-            }
-            Ok(total / SELECTION_SEEDS.len() as f64)
-        })
-        .collect()
-}
-
-/// The greedy policy's mean objective over the workloads, minus twice its mean shortfall
-/// against tuned DS2 (so a policy that loses anywhere ranks below one that does not).
-fn selection_score(
-    net: &PolicyNet,
-    stats: &FeatureStats,
-    workloads: &[TrainingWorkload],
-    baseline: &[f64],
-) -> Result<f64, EnvError> {
-    let policy = Policy::new(net.clone(), stats.clone());
-    let mut sum = 0.0;
-    let mut shortfall = 0.0;
-    for (w, ds2) in workloads.iter().zip(baseline) {
-        let mut total = 0.0;
-        for &seed in &SELECTION_SEEDS {
-            // Selection scores the policy's own moves: the DS2 fallback is left off, so a
-            // checkpoint is chosen for what it does and training reproduces across changes to
-            // the fallback's thresholds.
-            let mut agent = Agent::new(
-                policy.clone(),
-                GuardConfig {
-                    fallback: None,
-                    ..GuardConfig::default()
-                },
-                Controls::default(),
-                "selection",
-            );
-            let mut env = SimEnv::new(&w.workload, w.params.clone(), seed);
-            total += run(&mut env, &mut agent, &context(&w.workload), None, |_, _| {})?.objective;
-        }
-        let objective = total / SELECTION_SEEDS.len() as f64;
-        sum += objective;
-        shortfall += (ds2 - objective).max(0.0);
-    }
-    let n = workloads.len().max(1) as f64;
-    Ok(sum / n - 2.0 * shortfall / n)
 }

@@ -55,6 +55,7 @@ pub struct SimEnv {
     generation: u64,
     changed: bool,
     last_capacity: f64,
+    rate_shift_s: f64,
 }
 
 impl SimEnv {
@@ -72,6 +73,7 @@ impl SimEnv {
             generation: 0,
             changed: false,
             last_capacity: f64::INFINITY,
+            rate_shift_s: 0.0,
         }
     }
 
@@ -80,6 +82,14 @@ impl SimEnv {
     /// lower stages that have too many workers).
     pub fn starting_from(mut self, config: JobConfig) -> SimEnv {
         self.config = config;
+        self
+    }
+
+    /// The same run with the source's rate profile `shift_s` seconds ahead: the run starts
+    /// where the profile is at `shift_s` (training shifts runs so the policy cannot learn a
+    /// workload's schedule by the clock and must react to what it observes).
+    pub fn with_rate_shift(mut self, shift_s: f64) -> SimEnv {
+        self.rate_shift_s = shift_s.max(0.0);
         self
     }
 
@@ -133,7 +143,8 @@ impl Environment for SimEnv {
         let w = self.model.workload.clone();
         let e = w.epoch_s;
         let (t0, t1) = (self.epoch as f64 * e, (self.epoch + 1) as f64 * e);
-        let offered = w.source.rate.offered_at(t1) - w.source.rate.offered_at(t0);
+        let shift = self.rate_shift_s;
+        let offered = w.source.rate.offered_at(t1 + shift) - w.source.rate.offered_at(t0 + shift);
         let sigma = self.model.params.noise;
         let noise: Vec<f64> = (0..w.stages.len())
             .map(|_| (sigma * self.normal()).exp())
@@ -263,7 +274,7 @@ impl SimEnv {
             });
         }
         // The rate in force just before the epoch ended (not the next step's).
-        let target_rate = w.source.rate.rate_at(t_end - 1e-9);
+        let target_rate = w.source.rate.rate_at(t_end + self.rate_shift_s - 1e-9);
         let records = (sink_rate * e) as u64;
         let p99 = out.p99_ms;
         MetricsSnapshot {

@@ -1,0 +1,121 @@
+//! Model selection on the training seeds: every so often during PPO the greedy policy runs
+//! each training workload on the scoreboard's training seeds (never the evaluation seeds) and
+//! is scored against tuned DS2 on the same runs; the best-scoring policy is kept.
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent::features::FeatureStats;
+use crate::agent::guard::{Controls, GuardConfig};
+use crate::agent::policy::PolicyNet;
+use crate::agent::{Agent, Policy};
+use crate::env::{EnvError, SimEnv};
+use crate::run::{RunResult, run};
+use crate::scoreboard::context;
+use crate::tuners::Ds2;
+
+use super::TrainingWorkload;
+
+/// Seeds the greedy policy is scored on for model selection (the scoreboard's training seeds).
+const SELECTION_SEEDS: [u64; 3] = crate::scoreboard::TRAINING_SEEDS;
+
+/// Weight of the mean shortfall against tuned DS2 in the selection score.
+const SHORTFALL_WEIGHT: f64 = 2.0;
+
+/// How one tuner did on one workload over the selection seeds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SelectionRow {
+    /// Mean run objective.
+    pub objective: f64,
+    /// Mean reconfigurations per run.
+    pub reconfigurations: f64,
+}
+
+/// One candidate policy scored for selection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// Iterations of PPO behind it (0: the starting policy).
+    pub iteration: usize,
+    /// Per training workload, in the order training was given them.
+    pub rows: Vec<SelectionRow>,
+    /// The selection score (higher is better).
+    pub score: f64,
+}
+
+/// Tuned DS2 on each training workload over the selection seeds: the bar candidates are held to.
+pub(super) fn baseline(workloads: &[TrainingWorkload]) -> Result<Vec<SelectionRow>, EnvError> {
+    workloads
+        .iter()
+        .map(|w| {
+            over_seeds(|seed| {
+                let mut env = SimEnv::new(&w.workload, w.params.clone(), seed);
+                let mut ds2 = Ds2::new(w.ds2);
+                run(&mut env, &mut ds2, &context(&w.workload), None, |_, _| {})
+            })
+        })
+        .collect()
+}
+
+/// Scores the greedy policy `net` on every training workload against `baseline`: the mean
+/// objective minus twice the mean shortfall against tuned DS2 (so a policy that loses anywhere
+/// ranks below one that does not).
+pub(super) fn candidate(
+    iteration: usize,
+    net: &PolicyNet,
+    stats: &FeatureStats,
+    workloads: &[TrainingWorkload],
+    baseline: &[SelectionRow],
+) -> Result<Candidate, EnvError> {
+    let policy = Policy::new(net.clone(), stats.clone());
+    let rows = workloads
+        .iter()
+        .map(|w| {
+            over_seeds(|seed| {
+                // Selection scores the policy's own moves: the DS2 fallback is left off, so a
+                // checkpoint is chosen for what it does and training reproduces across changes
+                // to the fallback's thresholds.
+                let mut agent = Agent::new(
+                    policy.clone(),
+                    GuardConfig {
+                        fallback: None,
+                        ..GuardConfig::default()
+                    },
+                    Controls::default(),
+                    "selection",
+                );
+                let mut env = SimEnv::new(&w.workload, w.params.clone(), seed);
+                run(&mut env, &mut agent, &context(&w.workload), None, |_, _| {})
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let n = rows.len().max(1) as f64;
+    let mean = rows.iter().map(|r| r.objective).sum::<f64>() / n;
+    let shortfall = rows
+        .iter()
+        .zip(baseline)
+        .map(|(own, ds2)| (ds2.objective - own.objective).max(0.0))
+        .sum::<f64>()
+        / n;
+    Ok(Candidate {
+        iteration,
+        rows,
+        score: mean - SHORTFALL_WEIGHT * shortfall,
+    })
+}
+
+/// `one` run per selection seed, averaged.
+fn over_seeds(
+    mut one: impl FnMut(u64) -> Result<RunResult, EnvError>,
+) -> Result<SelectionRow, EnvError> {
+    let mut objective = 0.0;
+    let mut reconfigurations = 0.0;
+    for &seed in &SELECTION_SEEDS {
+        let result = one(seed)?;
+        objective += result.objective;
+        reconfigurations += result.epochs.iter().filter(|e| e.score.changed).count() as f64;
+    }
+    let n = SELECTION_SEEDS.len() as f64;
+    Ok(SelectionRow {
+        objective: objective / n,
+        reconfigurations: reconfigurations / n,
+    })
+}

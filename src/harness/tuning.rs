@@ -56,7 +56,7 @@ pub fn print_comparison(runs: &[&RunResult], slo_ms: f64) {
     for r in runs {
         let n = r.epochs.len().max(1) as f64;
         let threads = r.epochs.iter().map(|e| e.score.threads as f64).sum::<f64>() / n;
-        let changes = r.epochs.iter().filter(|e| e.score.changed).count();
+        let changes = r.reconfigurations();
         let p99 = r.epochs.iter().map(|e| e.p99_ms).sum::<f64>() / n;
         let over = r.epochs.iter().filter(|e| e.p99_ms > slo_ms).count();
         println!(

@@ -50,6 +50,11 @@ pub struct RunResult {
 }
 
 impl RunResult {
+    /// Epochs that began with a configuration different from the epoch before.
+    pub fn reconfigurations(&self) -> usize {
+        self.epochs.iter().filter(|e| e.score.changed).count()
+    }
+
     /// Convergence after each rate change at `change_times`.
     pub fn convergence(&self, epoch_s: f64, change_times: &[f64], slo_ms: f64) -> Convergence {
         let facts: Vec<EpochFacts> = self

@@ -268,7 +268,7 @@ pub fn row(workload: &Workload, backend: Backend, kind: &TunerKind, runs: &[RunR
         target_eps: per_epoch(&|e| e.offered_rate),
         p99_ms: per_epoch(&|e| e.p99_ms),
         mean_threads: per_epoch(&|e| e.score.threads as f64),
-        reconfigurations: per_run(&|r| r.epochs.iter().filter(|e| e.score.changed).count() as f64),
+        reconfigurations: per_run(&|r| r.reconfigurations() as f64),
         epochs_to_converge: if phases.is_empty() {
             0.0
         } else {

@@ -111,7 +111,7 @@ fn over_seeds(
     for &seed in &SELECTION_SEEDS {
         let result = one(seed)?;
         objective += result.objective;
-        reconfigurations += result.epochs.iter().filter(|e| e.score.changed).count() as f64;
+        reconfigurations += result.reconfigurations() as f64;
     }
     let n = SELECTION_SEEDS.len() as f64;
     Ok(SelectionRow {

@@ -64,6 +64,17 @@ pub struct Args {
     /// cost, instead of all stages sharing the pipeline's.
     #[arg(long)]
     stage_credit: bool,
+    /// Rounds of policy improvement over tuned DS2 by lookahead on the simulator before PPO
+    /// (each move tried on a fork of the run, finished by tuned DS2; the network imitates the
+    /// best); 0: off, PPO starts from imitating DS2.
+    #[arg(long, default_value_t = PpoConfig::default().lookahead_rounds)]
+    lookahead_rounds: usize,
+    /// Simulated runs per workload per lookahead round.
+    #[arg(long, default_value_t = PpoConfig::default().lookahead_runs)]
+    lookahead_runs: usize,
+    /// Summed reward over the rest of a run a move must gain over DS2's own to be the label.
+    #[arg(long, default_value_t = PpoConfig::default().lookahead_margin)]
+    lookahead_margin: f64,
     /// Also write every transition as a bincode experience log.
     #[arg(long)]
     experience: Option<PathBuf>,
@@ -110,6 +121,9 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         imitate_tuned_ds2: args.imitate_tuned,
         ds2_margin: args.ds2_margin,
         stage_credit: args.stage_credit,
+        lookahead_rounds: args.lookahead_rounds,
+        lookahead_runs: args.lookahead_runs,
+        lookahead_margin: args.lookahead_margin,
         rate_shift: args.rate_shift,
         ..PpoConfig::default()
     };

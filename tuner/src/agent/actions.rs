@@ -80,7 +80,7 @@ pub fn ds2_parallelism(obs: &Observation, i: usize) -> usize {
 }
 
 /// The parallelism move `k` (1..=4) asks for at stage `i`.
-fn target_parallelism(obs: &Observation, i: usize, k: usize) -> Option<usize> {
+pub(crate) fn target_parallelism(obs: &Observation, i: usize, k: usize) -> Option<usize> {
     offset_from(ds2_parallelism(obs, i), k)
 }
 

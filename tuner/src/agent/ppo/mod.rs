@@ -3,6 +3,7 @@
 //! objective, a value loss, an entropy bonus, and global-norm gradient clipping.
 
 mod demos;
+mod lookahead;
 mod rollout;
 mod selection;
 mod update;
@@ -18,6 +19,7 @@ use rheo_engine::JobConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Bounds, clamp};
+use crate::agent::Policy;
 use crate::agent::actions::{StageAction, input_capacity};
 use crate::agent::features::{FEATURES, FeatureStats, History};
 use crate::agent::policy::{BUFFER_ACTIONS, PARALLELISM_ACTIONS, PolicyNet};
@@ -94,6 +96,15 @@ pub struct PpoConfig {
     /// instead of every stage sharing the pipeline's ratio and advantage (where one stage's
     /// needless move is charged to every stage that kept still).
     pub stage_credit: bool,
+    /// Rounds of policy improvement over tuned DS2 by lookahead before PPO (0: off, and the
+    /// policy starts by imitating DS2). Round 0 labels the states of tuned DS2's runs, each later
+    /// round those of the network trained so far; the network imitates every label so far.
+    pub lookahead_rounds: usize,
+    /// Simulated runs per workload per lookahead round.
+    pub lookahead_runs: usize,
+    /// How much more (summed reward over the rest of a run) a move must earn on its fork than
+    /// DS2's own move to become the label.
+    pub lookahead_margin: f64,
 }
 
 impl Default for PpoConfig {
@@ -120,6 +131,9 @@ impl Default for PpoConfig {
             rate_shift: 0.0,
             ds2_margin: 0.0,
             stage_credit: false,
+            lookahead_rounds: 0,
+            lookahead_runs: 8,
+            lookahead_margin: 0.05,
         }
     }
 }
@@ -237,6 +251,11 @@ pub struct StageStep {
     pub advantage: f32,
     /// Discounted return target of the stage's value.
     pub ret: f32,
+    /// Per parallelism move, what it loses against the best move (summed reward over the rest
+    /// of the run, measured by lookahead; all 0 where none was measured). Imitation weighs the
+    /// policy's probabilities by it, so it learns most where the choice matters most.
+    #[serde(default)]
+    pub regret: [f32; PARALLELISM_ACTIONS],
 }
 
 /// Trains a policy with PPO on `workloads`; `progress` sees each learning-curve point.
@@ -254,7 +273,49 @@ pub fn train(
     let mut model = PolicyNet::new(&device);
     let mut optim = AdamConfig::new().init();
     let mut rng = SmallRng::seed_from_u64(cfg.seed);
-    if cfg.imitation_epochs > 0 {
+    // Model selection on the training seeds (never the evaluation seeds): the greedy policy's
+    // objective per workload, with a penalty for falling below tuned DS2 on any of them.
+    let baseline = selection::baseline(workloads)?;
+    let mut candidates = Vec::new();
+    let mut best = None;
+    if cfg.lookahead_rounds > 0 {
+        let mut labels = Vec::new();
+        for round in 0..cfg.lookahead_rounds {
+            let behaviour = (round > 0).then(|| Policy::new(model.valid(), stats.clone()));
+            labels.extend(lookahead::lookahead_labels(
+                workloads,
+                &stats,
+                cfg,
+                behaviour.as_ref(),
+                round as u64,
+            )?);
+            let imitation = PpoConfig {
+                epochs: cfg.imitation_epochs,
+                ..cfg.clone()
+            };
+            let (next, _) = update(
+                model, &mut optim, &labels, &imitation, &device, &mut rng, true,
+            );
+            model = next;
+            let net = model.valid();
+            let scored = selection::candidate(round, &net, &stats, workloads, &baseline)?;
+            progress(&CurvePoint {
+                iteration: round,
+                steps: labels.len(),
+                objective: scored.rows.iter().map(|r| r.objective).sum::<f64>()
+                    / scored.rows.len().max(1) as f64,
+                policy_loss: 0.0,
+                value_loss: 0.0,
+                entropy: 0.0,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            if best.as_ref().is_none_or(|(s, _, _)| scored.score > *s) {
+                best = Some((scored.score, net, round));
+            }
+            candidates.push(scored);
+        }
+        optim = AdamConfig::new().init();
+    } else if cfg.imitation_epochs > 0 {
         // Start from DS2: the policy first learns to do what DS2 does (the residual move 0, or
         // keep while DS2 waits), then PPO learns where to differ.
         let demos = demonstrations(workloads, &stats, cfg)?;
@@ -271,12 +332,15 @@ pub fn train(
     let mut curve = Vec::new();
     let mut experience = Vec::new();
     let mut total_steps = 0;
-    // Model selection on the training seeds (never the evaluation seeds): the greedy policy's
-    // objective per workload, with a penalty for falling below tuned DS2 on any of them.
-    let baseline = selection::baseline(workloads)?;
-    let first = selection::candidate(0, &model.valid(), &stats, workloads, &baseline)?;
-    let mut best = (first.score, model.valid(), 0);
-    let mut candidates = vec![first];
+    let mut best = match best {
+        Some(best) => best,
+        None => {
+            let first = selection::candidate(0, &model.valid(), &stats, workloads, &baseline)?;
+            let best = (first.score, model.valid(), 0);
+            candidates.push(first);
+            best
+        }
+    };
     for iteration in 0..cfg.iterations {
         let infer = model.valid();
         let infer_device = Device::flex();
@@ -379,7 +443,7 @@ pub fn train(
             candidates.push(scored);
         }
     }
-    let (net, selected) = if cfg.select_every > 0 {
+    let (net, selected) = if cfg.select_every > 0 || cfg.lookahead_rounds > 0 {
         (best.1, Some((best.2, best.0)))
     } else {
         (model.valid(), None)

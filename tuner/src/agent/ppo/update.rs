@@ -181,6 +181,7 @@ fn minibatch(
     let mut par_mask = Vec::with_capacity(rows * PARALLELISM_ACTIONS);
     let mut buf_mask = Vec::with_capacity(rows * BUFFER_ACTIONS);
     let mut par_hot = vec![0.0f32; rows * PARALLELISM_ACTIONS];
+    let mut regret = Vec::with_capacity(rows * PARALLELISM_ACTIONS);
     let mut buf_hot = vec![0.0f32; rows * BUFFER_ACTIONS];
     let mut seg = vec![0.0f32; b * rows];
     let mut seg_mean = vec![0.0f32; b * rows];
@@ -215,6 +216,7 @@ fn minibatch(
             seg[j * rows + r] = 1.0;
             seg_mean[j * rows + r] = 1.0 / n as f32;
             let stage = t.stages.get(s).copied().unwrap_or_default();
+            regret.extend_from_slice(&stage.regret);
             row_old.push(stage.logp);
             row_adv.push(((stage.advantage as f64 - adv_mean) / adv_std) as f32);
             row_ret.push(stage.ret);
@@ -236,11 +238,15 @@ fn minibatch(
     let buf_logp = log_softmax(buf_logits.clone(), 1);
     let row_logp = (par_logp.clone() * t2(par_hot, [rows, PARALLELISM_ACTIONS])).sum_dim(1)
         + (buf_logp.clone() * t2(buf_hot, [rows, BUFFER_ACTIONS])).sum_dim(1);
-    let row_entropy = (softmax(par_logits, 1) * par_logp).sum_dim(1).neg()
+    let par_probs = softmax(par_logits, 1);
+    // Imitation's expected regret: the policy's probabilities times what each move loses.
+    let row_regret = (par_probs.clone() * t2(regret, [rows, PARALLELISM_ACTIONS])).sum_dim(1);
+    let row_entropy = (par_probs * par_logp).sum_dim(1).neg()
         + (softmax(buf_logits, 1) * buf_logp).sum_dim(1).neg();
     let seg = t2(seg, [b, rows]);
     let logp = seg.clone().matmul(row_logp.clone());
     let entropy = seg.clone().matmul(row_entropy).mean();
+    let imitation = || logp.clone().mean().neg() + seg.clone().matmul(row_regret.clone()).mean();
     let clipped = |ratio: Tensor<2>, adv: Tensor<2>| {
         let surr1 = ratio.clone() * adv.clone();
         let surr2 = ratio.clamp(1.0 - cfg.clip, 1.0 + cfg.clip) * adv;
@@ -251,7 +257,7 @@ fn minibatch(
         // Each stage's clipped objective with its own ratio and advantage, summed over the
         // decision's stages; each row's value against its stage's return.
         let policy_loss = if imitate {
-            logp.mean().neg()
+            imitation()
         } else {
             let ratio = (row_logp - t2(row_old, [rows, 1])).exp();
             seg.matmul(clipped(ratio, t2(row_adv, [rows, 1])))
@@ -265,7 +271,7 @@ fn minibatch(
     } else {
         let value = t2(seg_mean, [b, rows]).matmul(value_rows);
         let policy_loss = if imitate {
-            logp.mean().neg()
+            imitation()
         } else {
             let ratio = (logp - t2(old, [b, 1])).exp();
             clipped(ratio, t2(adv, [b, 1])).mean().neg()

@@ -42,7 +42,9 @@ use crate::spec::{SINK, SOURCE, Workload};
 pub use model::{Carry, EpochOutcome, Model};
 pub use params::SimParams;
 
-/// A simulated run of a workload.
+/// A simulated run of a workload (cloning it forks the run: the clone continues from the same
+/// state with the same noise to come).
+#[derive(Clone)]
 pub struct SimEnv {
     model: Model,
     config: JobConfig,

@@ -127,10 +127,10 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         rate_shift: args.rate_shift,
         ..PpoConfig::default()
     };
-    let bar = ProgressBar::new(cfg.iterations as u64);
+    let bar = ProgressBar::new((cfg.lookahead_rounds + cfg.iterations) as u64);
     bar.set_style(
         ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} iterations {msg} [{elapsed_precise}, eta {eta}]",
+            "{bar:30} {pos}/{len} lookahead rounds + PPO iterations {msg} [{elapsed_precise}, eta {eta}]",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
@@ -160,13 +160,14 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some((iteration, score)) = trained.selected {
         println!(
-            "kept the policy after iteration {iteration}: selection score {score:.4} on the training seeds (mean objective − 2 × mean shortfall against tuned DS2)"
+            "kept the policy after iteration {iteration}: selection score {score:.4} on the training seeds (mean objective − 10 × mean shortfall against tuned DS2)"
         );
     }
     let first = trained.curve.first().map_or(0.0, |p| p.objective);
     let last = trained.curve.last().map_or(0.0, |p| p.objective);
     println!(
-        "trained {} iterations in {:.0} s: rollout objective {first:.3} → {last:.3}; wrote {}, {}, {}, {}",
+        "trained {} lookahead rounds and {} PPO iterations in {:.0} s: rollout objective {first:.3} → {last:.3}; wrote {}, {}, {}, {}",
+        cfg.lookahead_rounds,
         cfg.iterations,
         trained.seconds,
         args.out.display(),

@@ -9,10 +9,11 @@ use super::ppo::{Candidate, CurvePoint, SelectionRow, Transition};
 /// Writes the curve as CSV.
 pub fn write_csv(path: &Path, curve: &[CurvePoint]) -> std::io::Result<()> {
     let mut out =
-        String::from("iteration,steps,objective,policy_loss,value_loss,entropy,seconds\n");
+        String::from("iteration,phase,steps,objective,policy_loss,value_loss,entropy,seconds\n");
     for p in curve {
+        let phase = if p.lookahead { "lookahead" } else { "ppo" };
         out.push_str(&format!(
-            "{},{},{:.5},{:.5},{:.5},{:.5},{:.2}\n",
+            "{},{phase},{},{:.5},{:.5},{:.5},{:.5},{:.2}\n",
             p.iteration, p.steps, p.objective, p.policy_loss, p.value_loss, p.entropy, p.seconds
         ));
     }

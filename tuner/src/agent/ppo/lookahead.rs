@@ -29,15 +29,23 @@ use crate::agent::policy::PARALLELISM_ACTIONS;
 /// PPO's rollouts and the demonstrations).
 const SEED_BASE: u64 = 3_000_000;
 
+/// One lookahead round: the labelled decisions, and how the behaviour did on its runs.
+pub(super) struct Round {
+    /// Every decision of every run, labelled.
+    pub(super) labels: Vec<Transition>,
+    /// The behaviour's mean run objective over the round's runs.
+    pub(super) objective: f64,
+}
+
 /// Labelled decisions from `cfg.lookahead_runs` simulated runs per workload, the states visited
 /// by `behaviour` (tuned DS2 when `None`); `round` keeps each round's runs apart.
-pub(super) fn lookahead_labels(
+pub(super) fn lookahead_round(
     workloads: &[TrainingWorkload],
     stats: &FeatureStats,
     cfg: &PpoConfig,
     behaviour: Option<&Policy>,
     round: u64,
-) -> Result<Vec<Transition>, EnvError> {
+) -> Result<Round, EnvError> {
     let jobs: Vec<(usize, u64)> = (0..workloads.len())
         .flat_map(|w| (0..cfg.lookahead_runs as u64).map(move |r| (w, r)))
         .collect();
@@ -48,7 +56,11 @@ pub(super) fn lookahead_labels(
             labelled_run(&workloads[w], stats, cfg, behaviour, seed)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(runs.into_iter().flatten().collect())
+    let objective = runs.iter().map(|r| r.1).sum::<f64>() / runs.len().max(1) as f64;
+    Ok(Round {
+        labels: runs.into_iter().flat_map(|r| r.0).collect(),
+        objective,
+    })
 }
 
 /// One simulated run of `w` under `behaviour`, every decision labelled by lookahead.
@@ -58,7 +70,7 @@ fn labelled_run(
     cfg: &PpoConfig,
     behaviour: Option<&Policy>,
     seed: u64,
-) -> Result<Vec<Transition>, EnvError> {
+) -> Result<(Vec<Transition>, f64), EnvError> {
     let mut rng = SmallRng::seed_from_u64(seed ^ cfg.seed.rotate_left(17));
     let cx = context(&w.workload);
     let params = randomised(&w.params, cfg.randomise, &mut rng);
@@ -66,14 +78,19 @@ fn labelled_run(
     if rng.random_bool(cfg.random_start.clamp(0.0, 1.0)) {
         env = env.starting_from(random_start(&w.workload, &cx.bounds, &mut rng));
     }
-    // DS2 as the base policy: it decides on every epoch (so its warm-up and activation state
-    // follows the run), and finishes every forked run.
+    // DS2 as the base policy: it decides on every epoch, so its warm-up and activation state
+    // is that of a DS2 that had been deciding all along (under the network, as if its own
+    // moves had been made), and it finishes every forked run.
     let mut base = Ds2::new(w.ds2);
     let mut agent = behaviour.map(|policy| {
         Agent::new(
             policy.clone(),
+            // No fallback (the labels are for the policy's own moves) and no decision budget
+            // (a decision dropped on a busy machine would change the run: training would not
+            // reproduce).
             GuardConfig {
                 fallback: None,
+                decision_budget_us: u64::MAX,
                 ..GuardConfig::default()
             },
             Controls::default(),
@@ -83,9 +100,12 @@ fn labelled_run(
     let mut history = History::default();
     let mut previous: Option<JobConfig> = None;
     let mut run: Vec<Transition> = Vec::new();
+    let mut total = 0.0;
     while let Some(snapshot) = env.observe()? {
         let changed = previous.as_ref().is_some_and(|p| *p != snapshot.config);
-        let score = cx.objective.score(&snapshot, changed).reward as f32;
+        let reward = cx.objective.score(&snapshot, changed).reward;
+        total += reward;
+        let score = reward as f32;
         if let Some(last) = run.last_mut() {
             last.reward = score;
         }
@@ -130,22 +150,23 @@ fn labelled_run(
                 config.set_parallelism(stage, p);
                 values.push((p, forks.value(&config)?));
             }
-            let (best_p, best_q) = values
-                .iter()
-                .copied()
-                .fold((base_p, f64::NEG_INFINITY), |b, v| if v.1 > b.1 { v } else { b });
+            let (best_p, best_q) =
+                values
+                    .iter()
+                    .copied()
+                    .fold(
+                        (base_p, f64::NEG_INFINITY),
+                        |b, v| if v.1 > b.1 { v } else { b },
+                    );
             let value_of = |p: usize| values.iter().find(|v| v.0 == p).map_or(best_q, |v| v.1);
-            t.stages[i].regret =
-                std::array::from_fn(|k| if pm[k] { (best_q - value_of(outcomes[k])) as f32 } else { 0.0 });
+            t.stages[i].regret = std::array::from_fn(|k| {
+                if pm[k] {
+                    (best_q - value_of(outcomes[k])) as f32
+                } else {
+                    0.0
+                }
+            });
             let label = name_move(&obs, i, &pm, best_p, now, suggested);
-            if std::env::var_os("RHEO_LOOKAHEAD_DEBUG").is_some() {
-                eprintln!(
-                    "{} e{} {stage} now {now} ds2 {base_p} best {best_p} label {label} gain {:.3}",
-                    w.workload.name,
-                    run.len(),
-                    best_q - q_base
-                );
-            }
             t.par_masks.push(pm);
             t.buf_masks.push(bm);
             t.actions.push(StageAction {
@@ -162,6 +183,7 @@ fn labelled_run(
         env.apply(&decision)?;
         run.push(t);
     }
+    let objective = total / run.len().max(1) as f64;
     run.pop();
     let mut ret = 0.0f32;
     for t in run.iter_mut().rev() {
@@ -173,7 +195,7 @@ fn labelled_run(
             stage.value = ret;
         }
     }
-    Ok(run)
+    Ok((run, objective))
 }
 
 /// The parallelism move `k` (1..=4) gives stage `i` (its current `now` where it gives none).
@@ -230,5 +252,125 @@ impl Forks<'_> {
             env.apply(&ds2.decide(&snapshot, self.cx).config)?;
         }
         Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::SimParams;
+    use crate::spec::Workload;
+    use crate::tuners::Ds2Knobs;
+
+    fn wait_step() -> TrainingWorkload {
+        let workload = Workload::load(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../workloads/wait-step.toml"
+        ))
+        .unwrap();
+        TrainingWorkload {
+            params: SimParams::nominal(&workload),
+            workload,
+            ds2: Ds2Knobs {
+                warmup_epochs: 0,
+                ..Ds2Knobs::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_fork_that_follows_ds2_scores_what_ds2s_own_run_scores() {
+        // Forks continue with the run's noise, so a fork taking DS2's move and then letting
+        // DS2 decide is DS2's run itself: the values moves are compared by are exact.
+        let w = wait_step();
+        let cx = context(&w.workload);
+        let mut env = SimEnv::new(&w.workload, w.params.clone(), 5);
+        let mut ds2 = Ds2::new(w.ds2);
+        let mut previous: Option<JobConfig> = None;
+        let mut rewards = Vec::new();
+        let mut forked = Vec::new();
+        while let Some(snapshot) = env.observe().unwrap() {
+            let changed = previous.as_ref().is_some_and(|p| *p != snapshot.config);
+            rewards.push(cx.objective.score(&snapshot, changed).reward);
+            previous = Some(snapshot.config.clone());
+            let next = ds2.decide(&snapshot, &cx).config;
+            let forks = Forks {
+                env: &env,
+                base: &ds2,
+                cx: &cx,
+                current: &snapshot.config,
+            };
+            forked.push(forks.value(&next).unwrap());
+            env.apply(&next).unwrap();
+        }
+        assert!(rewards.len() > 10);
+        for (t, value) in forked.iter().enumerate() {
+            let rest: f64 = rewards[t + 1..].iter().sum();
+            assert!(
+                (value - rest).abs() < 1e-9,
+                "epoch {t}: fork {value}, run {rest}"
+            );
+        }
+    }
+
+    #[test]
+    fn labels_name_the_best_move_and_regrets_measure_the_others() {
+        let w = wait_step();
+        let stats = super::super::feature_stats(std::slice::from_ref(&w), &[0]).unwrap();
+        let cfg = PpoConfig {
+            lookahead_runs: 1,
+            random_start: 1.0,
+            ..PpoConfig::default()
+        };
+        let round = lookahead_round(std::slice::from_ref(&w), &stats, &cfg, None, 0).unwrap();
+        assert!(!round.labels.is_empty());
+        assert!(round.objective.is_finite());
+        let mut moves_that_matter = 0;
+        for t in &round.labels {
+            for (s, action) in t.actions.iter().enumerate() {
+                let regret = t.stages[s].regret;
+                let mask = t.par_masks[s];
+                assert!(mask[action.parallelism], "a label is always allowed");
+                assert_eq!(action.buffer, 1, "lookahead leaves buffers alone");
+                for k in 0..regret.len() {
+                    assert!(regret[k] >= 0.0, "regrets are losses against the best");
+                    if !mask[k] {
+                        assert_eq!(regret[k], 0.0, "masked moves carry no regret");
+                    }
+                }
+                // The label is the best move (DS2's own counted with the margin).
+                assert!(
+                    regret[action.parallelism] <= cfg.lookahead_margin as f32 + 1e-6,
+                    "label {} regret {:?}",
+                    action.parallelism,
+                    regret
+                );
+                moves_that_matter += usize::from(regret.iter().any(|&r| r > 0.1));
+            }
+        }
+        // From random starts on a step workload some choices cost something.
+        assert!(moves_that_matter > 0);
+    }
+
+    #[test]
+    fn a_move_is_named_as_ds2s_demonstrations_name_it() {
+        let w = wait_step();
+        let cx = context(&w.workload);
+        let mut env = SimEnv::new(&w.workload, w.params.clone(), 1);
+        let snapshot = env.observe().unwrap().unwrap();
+        let obs = observe(&snapshot, &cx, &History::default());
+        let (pm, _) = masks(&obs, &snapshot.config, 0);
+        let now = obs.parallelism[0];
+        let suggested = obs.ds2.parallelism(&obs.stages[0]).unwrap_or(now);
+        // Following DS2's model is the residual move 0, whatever the current parallelism.
+        assert_eq!(name_move(&obs, 0, &pm, suggested, now, suggested), 2);
+        // Holding still against the model is "keep".
+        if suggested != now {
+            assert_eq!(name_move(&obs, 0, &pm, now, now, suggested), 0);
+        }
+        // One above the model is +1.
+        if pm[3] {
+            assert_eq!(name_move(&obs, 0, &pm, suggested + 1, now, suggested), 3);
+        }
     }
 }

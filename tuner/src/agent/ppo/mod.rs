@@ -166,6 +166,10 @@ pub struct CurvePoint {
     pub entropy: f64,
     /// Seconds since training started.
     pub seconds: f64,
+    /// A lookahead round (its objective is the behaviour's on the round's runs, its losses
+    /// imitation's) rather than a PPO iteration.
+    #[serde(default)]
+    pub lookahead: bool,
 }
 
 /// What training produces.
@@ -277,43 +281,53 @@ pub fn train(
     // objective per workload, with a penalty for falling below tuned DS2 on any of them.
     let baseline = selection::baseline(workloads)?;
     let mut candidates = Vec::new();
+    let mut curve = Vec::new();
+    let mut experience = Vec::new();
+    let mut total_steps = 0;
     let mut best = None;
     if cfg.lookahead_rounds > 0 {
+        // Policy improvement over tuned DS2 (see `lookahead`): each round's labels join the
+        // earlier rounds', the network imitates them all, and each round's network is a
+        // candidate for selection.
         let mut labels = Vec::new();
+        let imitation = PpoConfig {
+            epochs: cfg.imitation_epochs,
+            ..cfg.clone()
+        };
         for round in 0..cfg.lookahead_rounds {
             let behaviour = (round > 0).then(|| Policy::new(model.valid(), stats.clone()));
-            labels.extend(lookahead::lookahead_labels(
+            let mut next = lookahead::lookahead_round(
                 workloads,
                 &stats,
                 cfg,
                 behaviour.as_ref(),
                 round as u64,
-            )?);
-            let imitation = PpoConfig {
-                epochs: cfg.imitation_epochs,
-                ..cfg.clone()
-            };
-            let (next, _) = update(
+            )?;
+            labels.append(&mut next.labels);
+            let (trained, losses) = update(
                 model, &mut optim, &labels, &imitation, &device, &mut rng, true,
             );
-            model = next;
-            let net = model.valid();
-            let scored = selection::candidate(round, &net, &stats, workloads, &baseline)?;
-            progress(&CurvePoint {
+            model = trained;
+            let point = CurvePoint {
                 iteration: round,
                 steps: labels.len(),
-                objective: scored.rows.iter().map(|r| r.objective).sum::<f64>()
-                    / scored.rows.len().max(1) as f64,
-                policy_loss: 0.0,
-                value_loss: 0.0,
-                entropy: 0.0,
+                objective: next.objective,
+                policy_loss: losses.0,
+                value_loss: losses.1,
+                entropy: losses.2,
                 seconds: started.elapsed().as_secs_f64(),
-            });
+                lookahead: true,
+            };
+            progress(&point);
+            curve.push(point);
+            let net = model.valid();
+            let scored = selection::candidate(round + 1, &net, &stats, workloads, &baseline)?;
             if best.as_ref().is_none_or(|(s, _, _)| scored.score > *s) {
-                best = Some((scored.score, net, round));
+                best = Some((scored.score, net, round + 1));
             }
             candidates.push(scored);
         }
+        total_steps = labels.len();
         optim = AdamConfig::new().init();
     } else if cfg.imitation_epochs > 0 {
         // Start from DS2: the policy first learns to do what DS2 does (the residual move 0, or
@@ -329,9 +343,6 @@ pub fn train(
         model = next;
         optim = AdamConfig::new().init();
     }
-    let mut curve = Vec::new();
-    let mut experience = Vec::new();
-    let mut total_steps = 0;
     let mut best = match best {
         Some(best) => best,
         None => {
@@ -423,22 +434,24 @@ pub fn train(
         let (model_next, losses) = update(model, &mut optim, &batch, cfg, &device, &mut rng, false);
         model = model_next;
         let point = CurvePoint {
-            iteration,
+            iteration: cfg.lookahead_rounds + iteration,
             steps: total_steps,
             objective,
             policy_loss: losses.0,
             value_loss: losses.1,
             entropy: losses.2,
             seconds: started.elapsed().as_secs_f64(),
+            lookahead: false,
         };
         progress(&point);
         curve.push(point);
         experience.extend(batch);
         if cfg.select_every > 0 && (iteration + 1) % cfg.select_every == 0 {
             let net = model.valid();
-            let scored = selection::candidate(iteration + 1, &net, &stats, workloads, &baseline)?;
+            let done = cfg.lookahead_rounds + iteration + 1;
+            let scored = selection::candidate(done, &net, &stats, workloads, &baseline)?;
             if scored.score > best.0 {
-                best = (scored.score, net, iteration + 1);
+                best = (scored.score, net, done);
             }
             candidates.push(scored);
         }

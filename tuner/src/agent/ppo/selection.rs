@@ -19,7 +19,7 @@ use super::TrainingWorkload;
 const SELECTION_SEEDS: [u64; 3] = crate::scoreboard::TRAINING_SEEDS;
 
 /// Weight of the mean shortfall against tuned DS2 in the selection score.
-const SHORTFALL_WEIGHT: f64 = 2.0;
+const SHORTFALL_WEIGHT: f64 = 10.0;
 
 /// How one tuner did on one workload over the selection seeds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -56,7 +56,7 @@ pub(super) fn baseline(workloads: &[TrainingWorkload]) -> Result<Vec<SelectionRo
 }
 
 /// Scores the greedy policy `net` on every training workload against `baseline`: the mean
-/// objective minus twice the mean shortfall against tuned DS2 (so a policy that loses anywhere
+/// objective minus ten times the mean shortfall against tuned DS2 (so a policy that loses anywhere
 /// ranks below one that does not).
 pub(super) fn candidate(
     iteration: usize,
@@ -72,11 +72,13 @@ pub(super) fn candidate(
             over_seeds(|seed| {
                 // Selection scores the policy's own moves: the DS2 fallback is left off, so a
                 // checkpoint is chosen for what it does and training reproduces across changes
-                // to the fallback's thresholds.
+                // to the fallback's thresholds; nor is a slow decision dropped, so a busy
+                // machine does not change the choice.
                 let mut agent = Agent::new(
                     policy.clone(),
                     GuardConfig {
                         fallback: None,
+                        decision_budget_us: u64::MAX,
                         ..GuardConfig::default()
                     },
                     Controls::default(),

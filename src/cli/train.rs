@@ -1,4 +1,5 @@
-//! `rheo train`: PPO on the calibrated simulator of the shipped training workloads.
+//! `rheo train`: lookahead policy improvement over tuned DS2 and/or PPO on the calibrated
+//! simulator of the shipped training workloads.
 
 use std::path::{Path, PathBuf};
 

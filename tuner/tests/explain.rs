@@ -248,12 +248,14 @@ fn the_uncertainty_fallback_pools_moves_that_lead_to_the_same_parallelism() {
         "2 workers have p = 0.9: {:?}",
         fell.first()
     );
-    // Split between 2 workers (`keep`) and 1 (`ds2`): unsure, DS2 decides.
-    choices[0].parallelism_probabilities = [0.45, 0.0, 0.45, 0.0, 0.10];
+    // Split three ways between 2 workers (`keep`, the chosen move), 1 (`ds2`) and 3 (`ds2+2`),
+    // the chosen one under the threshold: unsure, DS2 decides.
+    let split = fallback.min_probability - 0.05;
+    choices[0].parallelism_probabilities = [split, 0.0, split, 0.0, 1.0 - 2.0 * split];
     let fell = fallback_stages(&policy, &obs, &choices, fallback);
     assert_eq!(fell.len(), 1);
     assert_eq!(fell[0].reason, "uncertain");
-    assert!((fell[0].probability - 0.45).abs() < 1e-6);
+    assert!((fell[0].probability - split).abs() < 1e-6);
 }
 
 #[test]

@@ -17,11 +17,10 @@ fn the_shipped_policy_raises_a_bottleneck_lowers_an_idle_stage_and_leaves_a_fit_
     let w = Workload::load(root.join("tests/data/live-three-stage.toml")).unwrap();
     let (policy, _) = Policy::load(&root.join("../models/policy.ckpt")).unwrap();
     let cx = context(&w);
-    // The DS2 fallback is off: it hands a stage whose choice the policy splits (pooled
-    // probability under 0.5) to DS2, and this test is about the policy's own moves. On this
-    // job's first decision the policy puts 0.50 on raising `lookup` to DS2 + 1 and 0.26 on
-    // keeping it, right at the threshold, so with the fallback on whether DS2 or the policy
-    // makes the raise depends on the epoch's timing. tests/explain.rs covers the fallback.
+    // The DS2 fallback is off: it hands a stage whose choice the policy splits to DS2, and
+    // this test is about the policy's own moves (a split first decision would make whether DS2
+    // or the policy raises `lookup` depend on the epoch's timing). tests/explain.rs covers the
+    // fallback.
     let guard = GuardConfig {
         fallback: None,
         ..GuardConfig::default()

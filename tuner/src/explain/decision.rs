@@ -334,9 +334,14 @@ impl Explainer {
         // Ranked by what masking the feature would change in the decision, then by saliency:
         // a feature sitting at its training mean explains nothing, however steep the policy
         // is there.
-        let key = |f: usize| masking[f] + 1e-3 * sal[f] / top_value;
+        // (Lexicographic: a weighted sum let saliency outrank masking differences of a few
+        // thousandths, which are all a sure policy shows.)
         let mut order: Vec<usize> = (0..FEATURES).collect();
-        order.sort_by(|&a, &b| key(b).total_cmp(&key(a)));
+        order.sort_by(|&a, &b| {
+            masking[b]
+                .total_cmp(&masking[a])
+                .then(sal[b].total_cmp(&sal[a]))
+        });
         let top: Vec<RankedFeature> = order
             .iter()
             .take(self.top)

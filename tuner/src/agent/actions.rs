@@ -80,7 +80,7 @@ pub fn ds2_parallelism(obs: &Observation, i: usize) -> usize {
 }
 
 /// The parallelism move `k` (1..=4) asks for at stage `i`.
-pub(crate) fn target_parallelism(obs: &Observation, i: usize, k: usize) -> Option<usize> {
+fn target_parallelism(obs: &Observation, i: usize, k: usize) -> Option<usize> {
     offset_from(ds2_parallelism(obs, i), k)
 }
 
@@ -99,12 +99,7 @@ pub fn probability_of_outcome(
     k: usize,
     probabilities: &[f32; PARALLELISM_ACTIONS],
 ) -> f32 {
-    // Per move, the parallelism it leaves the stage with (before the clamp).
-    let (current, suggested) = (obs.parallelism[i], ds2_parallelism(obs, i));
-    let outcomes: [usize; PARALLELISM_ACTIONS] = std::array::from_fn(|j| match j {
-        0 => current,
-        j => offset_from(suggested, j).unwrap_or(current),
-    });
+    let outcomes = outcomes(obs, i);
     let outcome = outcomes[k.min(PARALLELISM_ACTIONS - 1)];
     probabilities
         .iter()
@@ -112,6 +107,16 @@ pub fn probability_of_outcome(
         .filter(|&(_, o)| o == outcome)
         .map(|(p, _)| p)
         .sum()
+}
+
+/// Per parallelism move, the parallelism it leaves stage `i` with (before the clamp): its
+/// current one for "keep" and for an offset that would leave no worker.
+pub fn outcomes(obs: &Observation, i: usize) -> [usize; PARALLELISM_ACTIONS] {
+    let (current, suggested) = (obs.parallelism[i], ds2_parallelism(obs, i));
+    std::array::from_fn(|j| match j {
+        0 => current,
+        j => offset_from(suggested, j).unwrap_or(current),
+    })
 }
 
 /// The capacity of the edges feeding `stage` (the largest, if several).

@@ -63,6 +63,20 @@ impl Default for Fallback {
     }
 }
 
+impl GuardConfig {
+    /// The guard of an agent acting in training (lookahead's behaviour, model selection): the
+    /// default guard without the DS2 fallback (what is scored or labelled is the policy's own
+    /// moves) and without a decision budget (a decision dropped on a busy machine would change
+    /// the run, and training would not reproduce).
+    pub fn training() -> GuardConfig {
+        GuardConfig {
+            fallback: None,
+            decision_budget_us: u64::MAX,
+            ..GuardConfig::default()
+        }
+    }
+}
+
 impl Default for GuardConfig {
     fn default() -> Self {
         GuardConfig {

@@ -39,19 +39,8 @@ pub fn demonstrations(
                 }
                 let obs = observe(&snapshot, &cx, &history);
                 let decision = ds2.decide(&snapshot, &cx);
-                let n = obs.stages.len();
-                let mut t = Transition {
-                    rows: obs.rows.iter().map(|r| stats.normalise(r)).collect(),
-                    par_masks: Vec::with_capacity(n),
-                    buf_masks: Vec::with_capacity(n),
-                    actions: Vec::with_capacity(n),
-                    logp: 0.0,
-                    value: 0.0,
-                    reward: 0.0,
-                    advantage: 0.0,
-                    ret: 0.0,
-                    stages: vec![StageStep::default(); n],
-                };
+                let mut t =
+                    Transition::awaiting_labels(obs.rows.iter().map(|r| stats.normalise(r)));
                 for (i, stage) in obs.stages.iter().enumerate() {
                     let (pm, bm) = masks(&obs, &snapshot.config, i);
                     let now = obs.parallelism[i];
@@ -78,16 +67,7 @@ pub fn demonstrations(
                 run.push(t);
             }
             run.pop();
-            let mut ret = 0.0f32;
-            for t in run.iter_mut().rev() {
-                ret = t.reward + cfg.gamma as f32 * ret;
-                t.ret = ret;
-                t.value = ret;
-                for stage in &mut t.stages {
-                    stage.ret = ret;
-                    stage.value = ret;
-                }
-            }
+            monte_carlo_returns(&mut run, cfg.gamma);
             out.append(&mut run);
         }
     }

@@ -11,11 +11,11 @@
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
-use rheo_engine::{JobConfig, MetricsSnapshot};
+use rheo_engine::JobConfig;
 
 use crate::action::clamp;
-use crate::agent::actions::{StageAction, masks, target_parallelism};
-use crate::agent::features::{FeatureStats, History, Observation, observe};
+use crate::agent::actions::{StageAction, masks, outcomes};
+use crate::agent::features::{FeatureStats, History, observe};
 use crate::agent::guard::{Controls, GuardConfig};
 use crate::agent::{Agent, Policy};
 use crate::env::{EnvError, Environment, SimEnv};
@@ -85,14 +85,8 @@ fn labelled_run(
     let mut agent = behaviour.map(|policy| {
         Agent::new(
             policy.clone(),
-            // No fallback (the labels are for the policy's own moves) and no decision budget
-            // (a decision dropped on a busy machine would change the run: training would not
-            // reproduce).
-            GuardConfig {
-                fallback: None,
-                decision_budget_us: u64::MAX,
-                ..GuardConfig::default()
-            },
+            // The labels are for the policy's own moves.
+            GuardConfig::training(),
             Controls::default(),
             "lookahead",
         )
@@ -118,19 +112,7 @@ fn labelled_run(
             current: &snapshot.config,
         };
         let q_base = forks.value(&ds2)?;
-        let n = obs.stages.len();
-        let mut t = Transition {
-            rows: obs.rows.iter().map(|r| stats.normalise(r)).collect(),
-            par_masks: Vec::with_capacity(n),
-            buf_masks: Vec::with_capacity(n),
-            actions: Vec::with_capacity(n),
-            logp: 0.0,
-            value: 0.0,
-            reward: 0.0,
-            advantage: 0.0,
-            ret: 0.0,
-            stages: vec![StageStep::default(); n],
-        };
+        let mut t = Transition::awaiting_labels(obs.rows.iter().map(|r| stats.normalise(r)));
         for (i, stage) in obs.stages.iter().enumerate() {
             let (pm, bm) = masks(&obs, &snapshot.config, i);
             let now = obs.parallelism[i];
@@ -139,10 +121,8 @@ fn labelled_run(
             // Each distinct parallelism's value on its fork; DS2's own gets the margin, so it
             // stays the label unless another beats it by that much.
             let mut values: Vec<(usize, f64)> = vec![(base_p, q_base + cfg.lookahead_margin)];
-            let mut outcomes = [now; PARALLELISM_ACTIONS];
-            for (k, &allowed) in pm.iter().enumerate() {
-                let p = if k == 0 { now } else { target(&obs, i, k, now) };
-                outcomes[k] = p;
+            let outcomes = outcomes(&obs, i);
+            for (&p, &allowed) in outcomes.iter().zip(&pm) {
                 if !allowed || values.iter().any(|&(v, _)| v == p) {
                     continue;
                 }
@@ -166,7 +146,7 @@ fn labelled_run(
                     0.0
                 }
             });
-            let label = name_move(&obs, i, &pm, best_p, now, suggested);
+            let label = name_move(&outcomes, &pm, best_p, now, suggested);
             t.par_masks.push(pm);
             t.buf_masks.push(bm);
             t.actions.push(StageAction {
@@ -185,30 +165,15 @@ fn labelled_run(
     }
     let objective = total / run.len().max(1) as f64;
     run.pop();
-    let mut ret = 0.0f32;
-    for t in run.iter_mut().rev() {
-        ret = t.reward + cfg.gamma as f32 * ret;
-        t.ret = ret;
-        t.value = ret;
-        for stage in &mut t.stages {
-            stage.ret = ret;
-            stage.value = ret;
-        }
-    }
+    monte_carlo_returns(&mut run, cfg.gamma);
     Ok((run, objective))
 }
 
-/// The parallelism move `k` (1..=4) gives stage `i` (its current `now` where it gives none).
-fn target(obs: &Observation, i: usize, k: usize, now: usize) -> usize {
-    target_parallelism(obs, i, k).unwrap_or(now)
-}
-
-/// The policy's name for moving stage `i` to parallelism `p`, as DS2's demonstrations name
-/// it: "keep" only when holding back from DS2's model (`suggested`); otherwise the offset from
+/// The policy's name for moving a stage (whose moves lead to `outcomes`) to parallelism `p`,
+/// as DS2's demonstrations name it: "keep" only when holding back from DS2's model (`suggested`); otherwise the offset from
 /// the model that gives `p`, or the allowed move that lands nearest it.
 fn name_move(
-    obs: &Observation,
-    i: usize,
+    outcomes: &[usize; PARALLELISM_ACTIONS],
     pm: &[bool],
     p: usize,
     now: usize,
@@ -219,11 +184,8 @@ fn name_move(
     }
     (0..pm.len())
         .filter(|&k| pm[k])
-        .min_by_key(|&k| {
-            let t = if k == 0 { now } else { target(obs, i, k, now) };
-            // Ties go to a residual move over "keep".
-            (t.abs_diff(p), usize::from(k == 0))
-        })
+        // Ties go to a residual move over "keep".
+        .min_by_key(|&k| (outcomes[k].abs_diff(p), usize::from(k == 0)))
         .unwrap_or(0)
 }
 
@@ -245,7 +207,6 @@ impl Forks<'_> {
         env.apply(&clamp(self.current, proposed, &self.cx.bounds).config)?;
         let mut total = 0.0;
         while let Some(snapshot) = env.observe()? {
-            let snapshot: MetricsSnapshot = snapshot;
             let changed = previous != snapshot.config;
             total += self.cx.objective.score(&snapshot, changed).reward;
             previous = snapshot.config.clone();
@@ -362,15 +323,16 @@ mod tests {
         let (pm, _) = masks(&obs, &snapshot.config, 0);
         let now = obs.parallelism[0];
         let suggested = obs.ds2.parallelism(&obs.stages[0]).unwrap_or(now);
+        let outs = outcomes(&obs, 0);
         // Following DS2's model is the residual move 0, whatever the current parallelism.
-        assert_eq!(name_move(&obs, 0, &pm, suggested, now, suggested), 2);
+        assert_eq!(name_move(&outs, &pm, suggested, now, suggested), 2);
         // Holding still against the model is "keep".
         if suggested != now {
-            assert_eq!(name_move(&obs, 0, &pm, now, now, suggested), 0);
+            assert_eq!(name_move(&outs, &pm, now, now, suggested), 0);
         }
         // One above the model is +1.
         if pm[3] {
-            assert_eq!(name_move(&obs, 0, &pm, suggested + 1, now, suggested), 3);
+            assert_eq!(name_move(&outs, &pm, suggested + 1, now, suggested), 3);
         }
     }
 }

@@ -219,6 +219,25 @@ pub struct Transition {
 }
 
 impl Transition {
+    /// A decision on the normalised `rows` (one per stage) whose masks and moves are still to
+    /// be pushed — a demonstration's or a lookahead label's.
+    pub(crate) fn awaiting_labels(rows: impl Iterator<Item = [f32; FEATURES]>) -> Transition {
+        let rows: Vec<[f32; FEATURES]> = rows.collect();
+        let n = rows.len();
+        Transition {
+            rows,
+            par_masks: Vec::with_capacity(n),
+            buf_masks: Vec::with_capacity(n),
+            actions: Vec::with_capacity(n),
+            logp: 0.0,
+            value: 0.0,
+            reward: 0.0,
+            advantage: 0.0,
+            ret: 0.0,
+            stages: vec![StageStep::default(); n],
+        }
+    }
+
     /// Credits each stage (named by `stages`, in the decision's order) the epoch its moves led
     /// to: the epoch's pipeline-wide terms with only the stage's own thread and change cost
     /// (its parallelism or input buffer differs from `previous`).
@@ -260,6 +279,21 @@ pub struct StageStep {
     /// policy's probabilities by it, so it learns most where the choice matters most.
     #[serde(default)]
     pub regret: [f32; PARALLELISM_ACTIONS],
+}
+
+/// Discounted Monte-Carlo returns of one imitated run (its decisions in order, the run ending
+/// after the last), which are also its value targets.
+fn monte_carlo_returns(run: &mut [Transition], gamma: f64) {
+    let mut ret = 0.0f32;
+    for t in run.iter_mut().rev() {
+        ret = t.reward + gamma as f32 * ret;
+        t.ret = ret;
+        t.value = ret;
+        for stage in &mut t.stages {
+            stage.ret = ret;
+            stage.value = ret;
+        }
+    }
 }
 
 /// Trains a policy with PPO on `workloads`; `progress` sees each learning-curve point.

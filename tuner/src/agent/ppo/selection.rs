@@ -70,17 +70,12 @@ pub(super) fn candidate(
         .iter()
         .map(|w| {
             over_seeds(|seed| {
-                // Selection scores the policy's own moves: the DS2 fallback is left off, so a
-                // checkpoint is chosen for what it does and training reproduces across changes
-                // to the fallback's thresholds; nor is a slow decision dropped, so a busy
-                // machine does not change the choice.
+                // Selection scores the policy's own moves, so a checkpoint is chosen for what
+                // it does and training reproduces across changes to the fallback's thresholds
+                // and on a busy machine.
                 let mut agent = Agent::new(
                     policy.clone(),
-                    GuardConfig {
-                        fallback: None,
-                        decision_budget_us: u64::MAX,
-                        ..GuardConfig::default()
-                    },
+                    GuardConfig::training(),
                     Controls::default(),
                     "selection",
                 );

@@ -56,8 +56,9 @@ pub struct Args {
     /// many times the gap on every decision (0: off).
     #[arg(long, default_value_t = PpoConfig::default().ds2_margin)]
     ds2_margin: f64,
-    /// Share of training runs whose rate profile is shifted ahead by a random time (up to half
-    /// the workload's duration), so steps and bursts come at different epochs.
+    /// Share of training runs (PPO rollouts and lookahead runs) whose rate profile is shifted
+    /// ahead by a random time (up to half the workload's duration), so steps and bursts come at
+    /// different epochs.
     #[arg(long, default_value_t = PpoConfig::default().rate_shift)]
     rate_shift: f64,
     /// Per-stage credit: each stage's moves are judged by their own probability ratio and an
@@ -76,6 +77,10 @@ pub struct Args {
     /// Summed reward over the rest of a run a move must gain over DS2's own to be the label.
     #[arg(long, default_value_t = PpoConfig::default().lookahead_margin)]
     lookahead_margin: f64,
+    /// Value each lookahead fork by the better of two finishes: tuned DS2, and tuned DS2 that
+    /// holds the configuration while the pipeline keeps up and meets the SLO.
+    #[arg(long)]
+    lookahead_hold: bool,
     /// Also write every transition as a bincode experience log.
     #[arg(long)]
     experience: Option<PathBuf>,
@@ -125,6 +130,7 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         lookahead_rounds: args.lookahead_rounds,
         lookahead_runs: args.lookahead_runs,
         lookahead_margin: args.lookahead_margin,
+        lookahead_hold: args.lookahead_hold,
         rate_shift: args.rate_shift,
         ..PpoConfig::default()
     };

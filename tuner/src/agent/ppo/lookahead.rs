@@ -19,6 +19,7 @@ use crate::agent::features::{FeatureStats, History, observe};
 use crate::agent::guard::{Controls, GuardConfig};
 use crate::agent::{Agent, Policy};
 use crate::env::{EnvError, Environment, SimEnv};
+use crate::objective::EpochScore;
 use crate::scoreboard::context;
 use crate::tuners::{Ds2, TuneContext, Tuner};
 
@@ -78,6 +79,10 @@ fn labelled_run(
     if rng.random_bool(cfg.random_start.clamp(0.0, 1.0)) {
         env = env.starting_from(random_start(&w.workload, &cx.bounds, &mut rng));
     }
+    // Drawn only when on, so runs without it reproduce the same labels.
+    if cfg.rate_shift > 0.0 && rng.random_bool(cfg.rate_shift.min(1.0)) {
+        env = env.with_rate_shift(rng.random_range(0.0..=w.workload.duration_s / 2.0));
+    }
     // DS2 as the base policy: it decides on every epoch, so its warm-up and activation state
     // is that of a DS2 that had been deciding all along (under the network, as if its own
     // moves had been made), and it finishes every forked run.
@@ -110,6 +115,7 @@ fn labelled_run(
             base: &base,
             cx: &cx,
             current: &snapshot.config,
+            hold: cfg.lookahead_hold,
         };
         let q_base = forks.value(&ds2)?;
         let mut t = Transition::awaiting_labels(obs.rows.iter().map(|r| stats.normalise(r)));
@@ -195,24 +201,45 @@ struct Forks<'a> {
     base: &'a Ds2,
     cx: &'a TuneContext,
     current: &'a JobConfig,
+    /// Also finish each fork with DS2 holding while targets are met; keep the better finish.
+    hold: bool,
 }
 
 impl Forks<'_> {
-    /// The sum of the rewards of the epochs to come if `proposed` is applied now and tuned
-    /// DS2 decides from then on.
+    /// The sum of the rewards of the epochs to come if `proposed` is applied now and the base
+    /// policy decides from then on (the better of its two finishes with `hold`).
     fn value(&self, proposed: &JobConfig) -> Result<f64, EnvError> {
+        let sum = |epochs: Vec<EpochScore>| epochs.iter().map(|e| e.reward).sum::<f64>();
+        let ds2 = sum(self.finish(proposed, false)?);
+        if !self.hold {
+            return Ok(ds2);
+        }
+        Ok(ds2.max(sum(self.finish(proposed, true)?)))
+    }
+
+    /// One finish of the fork: tuned DS2 decides every epoch; with `hold`, its decision is
+    /// applied only at epochs whose snapshot falls short of the rate or the SLO.
+    fn finish(&self, proposed: &JobConfig, hold: bool) -> Result<Vec<EpochScore>, EnvError> {
         let mut env = self.env.clone();
         let mut ds2 = self.base.clone();
         let mut previous = self.current.clone();
         env.apply(&clamp(self.current, proposed, &self.cx.bounds).config)?;
-        let mut total = 0.0;
+        let mut epochs = Vec::new();
         while let Some(snapshot) = env.observe()? {
             let changed = previous != snapshot.config;
-            total += self.cx.objective.score(&snapshot, changed).reward;
+            let score = self.cx.objective.score(&snapshot, changed);
             previous = snapshot.config.clone();
-            env.apply(&ds2.decide(&snapshot, self.cx).config)?;
+            // DS2 decides every epoch either way, so its warm-up state stays its own.
+            let decision = ds2.decide(&snapshot, self.cx).config;
+            let met = score.shortfall <= 0.01 && score.slo == 0.0;
+            if hold && met {
+                env.apply(&snapshot.config)?;
+            } else {
+                env.apply(&decision)?;
+            }
+            epochs.push(score);
         }
-        Ok(total)
+        Ok(epochs)
     }
 }
 
@@ -260,6 +287,7 @@ mod tests {
                 base: &ds2,
                 cx: &cx,
                 current: &snapshot.config,
+                hold: false,
             };
             forked.push(forks.value(&next).unwrap());
             env.apply(&next).unwrap();
@@ -272,6 +300,46 @@ mod tests {
                 "epoch {t}: fork {value}, run {rest}"
             );
         }
+    }
+
+    #[test]
+    fn a_held_finish_changes_only_after_an_epoch_that_missed_a_target() {
+        let w = wait_step();
+        let cx = context(&w.workload);
+        let mut env = SimEnv::new(&w.workload, w.params.clone(), 9);
+        let mut ds2 = Ds2::new(w.ds2);
+        let (mut held_changes, mut ds2_changes) = (0, 0);
+        while let Some(snapshot) = env.observe().unwrap() {
+            let next = ds2.decide(&snapshot, &cx).config;
+            let forks = Forks {
+                env: &env,
+                base: &ds2,
+                cx: &cx,
+                current: &snapshot.config,
+                hold: true,
+            };
+            let held = forks.finish(&next, true).unwrap();
+            let followed = forks.finish(&next, false).unwrap();
+            for pair in held.windows(2) {
+                let met = pair[0].shortfall <= 0.01 && pair[0].slo == 0.0;
+                assert!(
+                    !(met && pair[1].changed),
+                    "a held finish moved a stage that kept up"
+                );
+            }
+            held_changes += held.iter().skip(1).filter(|e| e.changed).count();
+            ds2_changes += followed.iter().skip(1).filter(|e| e.changed).count();
+            // The fork's value is the better finish.
+            let total = |e: &[EpochScore]| e.iter().map(|e| e.reward).sum::<f64>();
+            let value = forks.value(&next).unwrap();
+            assert!((value - total(&held).max(total(&followed))).abs() < 1e-9);
+            env.apply(&next).unwrap();
+        }
+        // On a step workload the two finishes differ: holding moves less often than DS2.
+        assert!(
+            held_changes < ds2_changes,
+            "{held_changes} vs {ds2_changes}"
+        );
     }
 
     #[test]

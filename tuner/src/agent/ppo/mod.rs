@@ -81,9 +81,10 @@ pub struct PpoConfig {
     /// Share of training runs that start from a random configuration (each stage's
     /// parallelism drawn within its bounds and the thread budget) instead of the workload's.
     pub random_start: f64,
-    /// Share of training runs whose source rate profile is shifted ahead by a random time of
-    /// up to half the workload's duration, so a step or burst does not always come at the
-    /// same epoch and the policy cannot anticipate it by counting epochs (0: off).
+    /// Share of training runs (PPO rollouts and lookahead runs) whose source rate profile is
+    /// shifted ahead by a random time of up to half the workload's duration, so a step or burst
+    /// does not always come at the same epoch and the policy cannot anticipate it by counting
+    /// epochs (0: off).
     pub rate_shift: f64,
     /// Training reward shaping: a run whose objective ends below tuned DS2's on the same
     /// simulated run (same constants, seed and start) loses this many times the gap on every
@@ -105,6 +106,11 @@ pub struct PpoConfig {
     /// How much more (summed reward over the rest of a run) a move must earn on its fork than
     /// DS2's own move to become the label.
     pub lookahead_margin: f64,
+    /// Value each fork by the better of two finishes: tuned DS2, and tuned DS2 that holds the
+    /// configuration while the pipeline keeps up and meets the SLO (acting only when it does
+    /// not). Without it, a move DS2 would undo (a stage left one worker below DS2's
+    /// over-provisioned target, a change DS2 would make again later) is judged as undone.
+    pub lookahead_hold: bool,
 }
 
 impl Default for PpoConfig {
@@ -134,6 +140,7 @@ impl Default for PpoConfig {
             lookahead_rounds: 0,
             lookahead_runs: 8,
             lookahead_margin: 0.05,
+            lookahead_hold: false,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use indicatif::{ProgressBar, ProgressStyle};
 use rheo::tuner::agent::Policy;
 use rheo::tuner::explain::sample::simulated_decisions;
-use rheo::tuner::explain::tree::distill;
+use rheo::tuner::explain::tree::{choose_move_weight, distill};
 use rheo::tuner::explain::{MOVE_WEIGHT, TREE_DEPTH};
 use rheo::tuner::scoreboard::{EVALUATION_SEEDS, sim_params};
 use rheo::tuner::spec::Workload;
@@ -23,9 +23,10 @@ pub struct Args {
     /// Depth limit of the tree.
     #[arg(long, default_value_t = TREE_DEPTH)]
     depth: usize,
-    /// Weight of a decision that changes its stage when fitting.
-    #[arg(long, default_value_t = MOVE_WEIGHT)]
-    move_weight: f32,
+    /// Weight of a decision that changes its stage when fitting (default: chosen on the fit
+    /// seeds alone — trees fitted on the first four fifths, scored on the last fifth).
+    #[arg(long)]
+    move_weight: Option<f32>,
     /// Fit on the simulator's seeds 0..N (never an evaluation seed).
     #[arg(long, default_value_t = 30)]
     fit_seeds: u64,
@@ -49,15 +50,20 @@ pub fn run_distill(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ProgressStyle::with_template("{bar:30} {pos}/{len} workloads sampled {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let (mut fit, mut held_out) = (Vec::new(), Vec::new());
+    // The last fifth of the fit seeds validates the move weight (when it is not given), and
+    // the tree is then fitted on them all.
+    let split = args.fit_seeds - args.fit_seeds / 5;
+    let (mut fit, mut validation, mut held_out) = (Vec::new(), Vec::new(), Vec::new());
     for path in &args.workload {
         let w = Workload::load(path)?;
         bar.set_message(w.name.clone());
         let params = sim_params(path, &w)?;
         // Fitted on the training seeds, measured on evaluation seeds: greedy runs from the
         // workload's start and exploring runs from random starts, both.
-        let seeds: Vec<u64> = (0..args.fit_seeds).collect();
+        let seeds: Vec<u64> = (0..split).collect();
         fit.extend(simulated_decisions(&policy, &w, &params, &seeds, true)?);
+        let seeds: Vec<u64> = (split..args.fit_seeds).collect();
+        validation.extend(simulated_decisions(&policy, &w, &params, &seeds, true)?);
         held_out.extend(simulated_decisions(
             &policy,
             &w,
@@ -68,14 +74,40 @@ pub fn run_distill(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let tree = distill(&fit, &held_out, args.depth, args.move_weight)?;
+    let weight = match args.move_weight {
+        Some(weight) => weight,
+        None => {
+            let (weight, trials) = choose_move_weight(&fit, &validation, args.depth, MOVE_WEIGHT)?;
+            println!(
+                "move weight chosen on the fit seeds (the first {split} fit, the other {} scored):",
+                args.fit_seeds - split
+            );
+            for t in &trials {
+                println!(
+                    "  {:>4}: {:.1}% overall, {:.1}% on moves{}",
+                    t.move_weight,
+                    t.fidelity * 100.0,
+                    t.fidelity_on_moves * 100.0,
+                    if t.move_weight == weight {
+                        "  ← chosen"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            weight
+        }
+    };
+    fit.extend(validation);
+    let tree = distill(&fit, &held_out, args.depth, weight)?;
     println!("{}", tree.rules.join("\n"));
     println!(
-        "\ndepth {} (limit {}), {} leaves, fitted on {} decisions; fidelity on {} held-out decisions {:.1}%, on the {} that change their stage {:.1}%",
+        "\ndepth {} (limit {}), {} leaves, fitted on {} decisions (moves weighing {}); fidelity on {} held-out decisions {:.1}%, on the {} that change their stage {:.1}%",
         tree.depth,
         tree.max_depth,
         tree.leaves,
         tree.trained_on,
+        tree.move_weight,
         tree.held_out,
         tree.fidelity * 100.0,
         tree.held_out_moves,

@@ -4,14 +4,15 @@
 use serde::Serialize;
 
 use super::importance::FeatureImportance;
-use super::tree::{DistilledTree, distill, effective_move};
+use super::tree::{DistilledTree, choose_move_weight, distill, effective_move};
 use super::{ExplainError, Explainer, Explanation, StageDecision, aggregate_importance};
 use crate::agent::Policy;
 use crate::agent::features::FEATURES;
 
 /// Depth of the distilled tree in reports.
 pub const TREE_DEPTH: usize = 5;
-/// Weight of a move (a decision that changes its stage) when fitting the tree.
+/// Weight of a move (a decision that changes its stage) when fitting the tree, where there are
+/// too few decisions to choose one by validation ([`choose_move_weight`]).
 pub const MOVE_WEIGHT: f32 = 6.0;
 
 /// One run, explained.
@@ -34,7 +35,8 @@ pub struct Analysis {
 impl Analysis {
     /// Explains `decisions` of a run under `policy` (or takes `explanations` computed while it
     /// ran), and distils a tree from the run's decisions and `simulated` ones: fitted on the
-    /// run's even epochs and `simulated.0`, measured on its odd epochs and `simulated.1`.
+    /// run's even epochs and `simulated.0`, measured on its odd epochs and `simulated.1`, its
+    /// move weight chosen by fitting on `simulated.0` and scoring on the run's even epochs.
     pub fn new(
         policy: &Policy,
         decisions: Vec<StageDecision>,
@@ -50,17 +52,17 @@ impl Analysis {
             }
         };
         let (mut fit, mut held_out) = simulated;
-        for d in &decisions {
-            if d.epoch % 2 == 0 {
-                fit.push(d.clone());
-            } else {
-                held_out.push(d.clone());
-            }
-        }
+        // The move weight is chosen by fitting on the simulated runs and scoring on this run's
+        // fitted (even) epochs; the measured (odd) epochs stay out of it.
+        let (run_fit, run_held_out): (Vec<StageDecision>, Vec<StageDecision>) =
+            decisions.iter().cloned().partition(|d| d.epoch % 2 == 0);
+        let (weight, _) = choose_move_weight(&fit, &run_fit, TREE_DEPTH, MOVE_WEIGHT)?;
+        fit.extend(run_fit);
+        held_out.extend(run_held_out);
         let tree = if fit.is_empty() {
             None
         } else {
-            Some(distill(&fit, &held_out, TREE_DEPTH, MOVE_WEIGHT)?)
+            Some(distill(&fit, &held_out, TREE_DEPTH, weight)?)
         };
         let rows: Vec<[f32; FEATURES]> = decisions
             .iter()

@@ -34,6 +34,8 @@ pub struct DistilledTree {
     tree: DecisionTree<f64, usize>,
     /// Depth limit it was grown to.
     pub max_depth: usize,
+    /// Weight of a decision that changes its stage, against 1 for a keep, when fitting.
+    pub move_weight: f32,
     /// Depth reached.
     pub depth: usize,
     /// Leaves.
@@ -101,6 +103,7 @@ pub fn distill(
     write_rules(tree.root_node(), 0, &mut rules);
     Ok(DistilledTree {
         max_depth,
+        move_weight,
         depth: tree.max_depth(),
         leaves: tree.num_leaves(),
         trained_on: train.len(),
@@ -115,6 +118,63 @@ pub fn distill(
         rules,
         tree,
     })
+}
+
+/// Move weights [`choose_move_weight`] tries.
+pub const MOVE_WEIGHTS: [f32; 8] = [1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 15.0, 20.0];
+
+/// Overall fidelity a distilled tree is asked for: [`choose_move_weight`] keeps to it first.
+pub const FIDELITY_GOAL: f64 = 0.95;
+
+/// The move weight for a distilled tree, chosen without any held-out decision: for each of
+/// [`MOVE_WEIGHTS`] a tree is fitted on `train` and scored on `validation` (decisions of other
+/// runs than `train`'s, so that neighbouring epochs of one run do not flatter it). Of the
+/// weights whose overall fidelity reaches [`FIDELITY_GOAL`], the one most faithful on moves
+/// wins; if none reaches it, the most faithful overall (the smaller weight of equals). Weighting
+/// trades one fidelity for the other — keeps are most decisions, moves are what matters — and
+/// the best balance depends on the policy. `fallback` is returned, with no trial, when either
+/// set is empty.
+pub fn choose_move_weight(
+    train: &[StageDecision],
+    validation: &[StageDecision],
+    max_depth: usize,
+    fallback: f32,
+) -> Result<(f32, Vec<WeightTrial>), ExplainError> {
+    if train.is_empty() || validation.is_empty() {
+        return Ok((fallback, Vec::new()));
+    }
+    let mut best = (fallback, f64::NEG_INFINITY);
+    let mut trials = Vec::with_capacity(MOVE_WEIGHTS.len());
+    for weight in MOVE_WEIGHTS {
+        let tree = distill(train, validation, max_depth, weight)?;
+        trials.push(WeightTrial {
+            move_weight: weight,
+            fidelity: tree.fidelity,
+            fidelity_on_moves: tree.fidelity_on_moves,
+        });
+        // Meeting the overall goal ranks first; then fidelity on moves, or overall below it.
+        let score = if tree.fidelity >= FIDELITY_GOAL {
+            2.0 + tree.fidelity_on_moves
+        } else {
+            tree.fidelity
+        };
+
+        if score > best.1 + 1e-12 {
+            best = (weight, score);
+        }
+    }
+    Ok((best.0, trials))
+}
+
+/// One move weight [`choose_move_weight`] tried, and the validation fidelity it reached.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct WeightTrial {
+    /// The weight of a move.
+    pub move_weight: f32,
+    /// Share of validation decisions the tree labels as the policy does.
+    pub fidelity: f64,
+    /// The same over the validation decisions that change their stage.
+    pub fidelity_on_moves: f64,
 }
 
 impl DistilledTree {
@@ -145,4 +205,71 @@ fn write_rules(node: &TreeNode<f64, usize>, depth: usize, out: &mut Vec<String>)
 /// `keep` or the move's label.
 pub fn effect_label(k: usize) -> String {
     if k == 0 { "keep".into() } else { move_label(k) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+
+    /// Decisions of a policy that raises (ds2+1) only when features 0 and 1 are both high — one
+    /// decision in fifty — and keeps otherwise; feature 2 is noise.
+    fn decisions(n: usize, seed: u64) -> Vec<StageDecision> {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        (0..n)
+            .map(|i| {
+                let mut row = [0.0; FEATURES];
+                for v in row.iter_mut().take(3) {
+                    *v = rng.random::<f32>();
+                }
+                let raise = row[0] > 0.95 && row[1] > 0.6;
+                let mut d = StageDecision::example("s", row);
+                d.epoch = i as u64;
+                d.probabilities = if raise {
+                    [0.025, 0.025, 0.05, 0.85, 0.05]
+                } else {
+                    [0.85, 0.025, 0.05, 0.05, 0.025]
+                };
+                d
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_stump_finds_rare_moves_only_when_they_weigh_more_and_validation_says_so() {
+        let (fit, validation, held_out) =
+            (decisions(4000, 1), decisions(2000, 2), decisions(2000, 3));
+        assert!(fit.iter().any(|d| effective_move(d) == 3));
+        // One split cannot isolate the moves (four in ten past the best split are moves):
+        // unweighted, the keeps win every leaf, and the tree is 98 % faithful overall.
+        let plain = distill(&fit, &held_out, 1, 1.0).unwrap();
+        assert_eq!(plain.fidelity_on_moves, 0.0);
+        let (weight, trials) = choose_move_weight(&fit, &validation, 1, 6.0).unwrap();
+        assert_eq!(trials.len(), MOVE_WEIGHTS.len());
+        assert_eq!(
+            trials[0].fidelity_on_moves, 0.0,
+            "unweighted, no move is found"
+        );
+        assert!(weight > 1.0 && MOVE_WEIGHTS.contains(&weight));
+        let weighted = distill(&fit, &held_out, 1, weight).unwrap();
+        assert_eq!(weighted.move_weight, weight);
+        // Weighted, the split's far side is a raise: every move found, still ≥ 95 % overall.
+        assert!(weighted.fidelity_on_moves > 0.9, "{weighted:?}");
+        assert!(weighted.fidelity > FIDELITY_GOAL, "{weighted:?}");
+        // Deep enough, the tree is exact whatever the weight, and says which features matter.
+        let deep = distill(&fit, &held_out, 3, weight).unwrap();
+        assert!(
+            deep.fidelity > 0.99 && deep.fidelity_on_moves > 0.95,
+            "{deep:?}"
+        );
+        assert!(deep.rules.iter().any(|r| r.contains(FEATURE_NAMES[0])));
+    }
+
+    #[test]
+    fn without_a_validation_set_the_fallback_weight_is_kept() {
+        let (weight, trials) = choose_move_weight(&decisions(50, 4), &[], 5, 6.0).unwrap();
+        assert_eq!(weight, 6.0);
+        assert!(trials.is_empty());
+    }
 }

@@ -5,6 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The share of an epoch's offered events that may go unabsorbed in an epoch that keeps up.
+pub const SHORTFALL_TOLERANCE: f64 = 0.01;
+
 /// What the rule needs of one epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EpochFacts {
@@ -70,7 +73,7 @@ pub fn convergence(
     for (k, &start) in starts.iter().enumerate() {
         let end = starts.get(k + 1).copied().unwrap_or(epochs.len());
         let phase = &epochs[start..end];
-        let good = |e: &EpochFacts| e.shortfall <= 0.01 && e.p99_ms <= slo_ms;
+        let good = |e: &EpochFacts| e.shortfall <= SHORTFALL_TOLERANCE && e.p99_ms <= slo_ms;
         // The first j from which every epoch is good and no later epoch changes the config.
         let mut converged_at = None;
         for j in (0..phase.len()).rev() {

@@ -38,6 +38,14 @@ pub struct EpochScore {
     pub changed: bool,
 }
 
+impl EpochScore {
+    /// Whether the epoch kept up with the rate (shortfall within
+    /// [`SHORTFALL_TOLERANCE`](crate::convergence::SHORTFALL_TOLERANCE)) and met the SLO.
+    pub fn meets_targets(&self) -> bool {
+        self.shortfall <= crate::convergence::SHORTFALL_TOLERANCE && self.slo == 0.0
+    }
+}
+
 impl Objective {
     /// Scores one epoch.
     pub fn score(&self, snapshot: &MetricsSnapshot, changed: bool) -> EpochScore {

@@ -176,8 +176,9 @@ fn labelled_run(
 }
 
 /// The policy's name for moving a stage (whose moves lead to `outcomes`) to parallelism `p`,
-/// as DS2's demonstrations name it: "keep" only when holding back from DS2's model (`suggested`); otherwise the offset from
-/// the model that gives `p`, or the allowed move that lands nearest it.
+/// as DS2's demonstrations name it: "keep" only when holding back from DS2's model
+/// (`suggested`); otherwise the offset from the model that gives `p`, or the allowed move that
+/// lands nearest it.
 fn name_move(
     outcomes: &[usize; PARALLELISM_ACTIONS],
     pm: &[bool],
@@ -209,12 +210,11 @@ impl Forks<'_> {
     /// The sum of the rewards of the epochs to come if `proposed` is applied now and the base
     /// policy decides from then on (the better of its two finishes with `hold`).
     fn value(&self, proposed: &JobConfig) -> Result<f64, EnvError> {
-        let sum = |epochs: Vec<EpochScore>| epochs.iter().map(|e| e.reward).sum::<f64>();
-        let ds2 = sum(self.finish(proposed, false)?);
+        let ds2 = total_reward(&self.finish(proposed, false)?);
         if !self.hold {
             return Ok(ds2);
         }
-        Ok(ds2.max(sum(self.finish(proposed, true)?)))
+        Ok(ds2.max(total_reward(&self.finish(proposed, true)?)))
     }
 
     /// One finish of the fork: tuned DS2 decides every epoch; with `hold`, its decision is
@@ -231,8 +231,7 @@ impl Forks<'_> {
             previous = snapshot.config.clone();
             // DS2 decides every epoch either way, so its warm-up state stays its own.
             let decision = ds2.decide(&snapshot, self.cx).config;
-            let met = score.shortfall <= 0.01 && score.slo == 0.0;
-            if hold && met {
+            if hold && score.meets_targets() {
                 env.apply(&snapshot.config)?;
             } else {
                 env.apply(&decision)?;
@@ -243,12 +242,18 @@ impl Forks<'_> {
     }
 }
 
+/// The summed reward of `epochs`.
+fn total_reward(epochs: &[EpochScore]) -> f64 {
+    epochs.iter().map(|e| e.reward).sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::env::SimParams;
     use crate::spec::Workload;
     use crate::tuners::Ds2Knobs;
+    use rheo_engine::MetricsSnapshot;
 
     fn wait_step() -> TrainingWorkload {
         let workload = Workload::load(concat!(
@@ -266,32 +271,46 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_fork_that_follows_ds2_scores_what_ds2s_own_run_scores() {
-        // Forks continue with the run's noise, so a fork taking DS2's move and then letting
-        // DS2 decide is DS2's run itself: the values moves are compared by are exact.
-        let w = wait_step();
+    /// Walks tuned DS2's run of `w` (simulator seed `seed`), handing `at` each epoch's
+    /// snapshot, the forks there and DS2's next move.
+    fn along_ds2s_run(
+        w: &TrainingWorkload,
+        seed: u64,
+        hold: bool,
+        mut at: impl FnMut(&MetricsSnapshot, &Forks<'_>, &JobConfig),
+    ) {
         let cx = context(&w.workload);
-        let mut env = SimEnv::new(&w.workload, w.params.clone(), 5);
+        let mut env = SimEnv::new(&w.workload, w.params.clone(), seed);
         let mut ds2 = Ds2::new(w.ds2);
-        let mut previous: Option<JobConfig> = None;
-        let mut rewards = Vec::new();
-        let mut forked = Vec::new();
         while let Some(snapshot) = env.observe().unwrap() {
-            let changed = previous.as_ref().is_some_and(|p| *p != snapshot.config);
-            rewards.push(cx.objective.score(&snapshot, changed).reward);
-            previous = Some(snapshot.config.clone());
             let next = ds2.decide(&snapshot, &cx).config;
             let forks = Forks {
                 env: &env,
                 base: &ds2,
                 cx: &cx,
                 current: &snapshot.config,
-                hold: false,
+                hold,
             };
-            forked.push(forks.value(&next).unwrap());
+            at(&snapshot, &forks, &next);
             env.apply(&next).unwrap();
         }
+    }
+
+    #[test]
+    fn a_fork_that_follows_ds2_scores_what_ds2s_own_run_scores() {
+        // Forks continue with the run's noise, so a fork taking DS2's move and then letting
+        // DS2 decide is DS2's run itself: the values moves are compared by are exact.
+        let w = wait_step();
+        let cx = context(&w.workload);
+        let mut previous: Option<JobConfig> = None;
+        let mut rewards = Vec::new();
+        let mut forked = Vec::new();
+        along_ds2s_run(&w, 5, false, |snapshot, forks, next| {
+            let changed = previous.as_ref().is_some_and(|p| *p != snapshot.config);
+            rewards.push(cx.objective.score(snapshot, changed).reward);
+            previous = Some(snapshot.config.clone());
+            forked.push(forks.value(next).unwrap());
+        });
         assert!(rewards.len() > 10);
         for (t, value) in forked.iter().enumerate() {
             let rest: f64 = rewards[t + 1..].iter().sum();
@@ -305,36 +324,22 @@ mod tests {
     #[test]
     fn a_held_finish_changes_only_after_an_epoch_that_missed_a_target() {
         let w = wait_step();
-        let cx = context(&w.workload);
-        let mut env = SimEnv::new(&w.workload, w.params.clone(), 9);
-        let mut ds2 = Ds2::new(w.ds2);
         let (mut held_changes, mut ds2_changes) = (0, 0);
-        while let Some(snapshot) = env.observe().unwrap() {
-            let next = ds2.decide(&snapshot, &cx).config;
-            let forks = Forks {
-                env: &env,
-                base: &ds2,
-                cx: &cx,
-                current: &snapshot.config,
-                hold: true,
-            };
-            let held = forks.finish(&next, true).unwrap();
-            let followed = forks.finish(&next, false).unwrap();
+        along_ds2s_run(&w, 9, true, |_, forks, next| {
+            let held = forks.finish(next, true).unwrap();
+            let followed = forks.finish(next, false).unwrap();
             for pair in held.windows(2) {
-                let met = pair[0].shortfall <= 0.01 && pair[0].slo == 0.0;
                 assert!(
-                    !(met && pair[1].changed),
+                    !(pair[0].meets_targets() && pair[1].changed),
                     "a held finish moved a stage that kept up"
                 );
             }
             held_changes += held.iter().skip(1).filter(|e| e.changed).count();
             ds2_changes += followed.iter().skip(1).filter(|e| e.changed).count();
             // The fork's value is the better finish.
-            let total = |e: &[EpochScore]| e.iter().map(|e| e.reward).sum::<f64>();
-            let value = forks.value(&next).unwrap();
-            assert!((value - total(&held).max(total(&followed))).abs() < 1e-9);
-            env.apply(&next).unwrap();
-        }
+            let value = forks.value(next).unwrap();
+            assert!((value - total_reward(&held).max(total_reward(&followed))).abs() < 1e-9);
+        });
         // On a step workload the two finishes differ: holding moves less often than DS2.
         assert!(
             held_changes < ds2_changes,

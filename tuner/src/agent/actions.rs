@@ -109,10 +109,69 @@ pub fn probability_of_outcome(
         .sum()
 }
 
+/// How much more probable than DS2's outcome another outcome must be for the greedy policy to
+/// take it. The lookahead that labelled the policy's training data broke near-ties toward DS2
+/// (its label is DS2's move unless another beats it by 0.05 summed reward), and where the
+/// network splits its probability about evenly between DS2's outcome and another, it is
+/// reproducing such a tie. On the simulator's scoreboard 0.05 changes no row by more than
+/// 0.001 against plain argmax, where 0.1 loses mixed-burst's lead (docs/benchmarks.md).
+pub const DS2_TIE_MARGIN: f32 = 0.05;
+
+/// The greedy parallelism move for a stage at parallelism `current` for which DS2 suggests
+/// `suggested`, given the policy's move `probabilities`: moves that lead to the same
+/// parallelism are one choice (as in [`probability_of_outcome`]) — "keep" at 0.3 and "ds2" at
+/// 0.25 on a stage DS2 leaves alone outweigh "ds2+2" at 0.45 — and DS2's outcome wins unless
+/// another is more probable by [`DS2_TIE_MARGIN`]. Returns the most probable move that leads
+/// to the chosen outcome.
+pub fn greedy_move(
+    probabilities: &[f32; PARALLELISM_ACTIONS],
+    current: usize,
+    suggested: usize,
+) -> usize {
+    let outcomes = outcomes_from(current, suggested);
+    let pooled = |o: usize| -> f32 {
+        probabilities
+            .iter()
+            .zip(outcomes)
+            .filter(|&(_, x)| x == o)
+            .map(|(p, _)| p)
+            .sum()
+    };
+    let mut best = 0;
+    for k in 1..PARALLELISM_ACTIONS {
+        if pooled(outcomes[k]) > pooled(outcomes[best]) {
+            best = k;
+        }
+    }
+    let ds2 = outcomes[DS2_MOVE];
+    let outcome = if probabilities[DS2_MOVE] > 0.0
+        && pooled(ds2) + DS2_TIE_MARGIN >= pooled(outcomes[best])
+    {
+        ds2
+    } else {
+        outcomes[best]
+    };
+    (0..PARALLELISM_ACTIONS)
+        .filter(|&k| outcomes[k] == outcome)
+        .fold(None, |b: Option<usize>, k| match b {
+            Some(b) if probabilities[b] >= probabilities[k] => Some(b),
+            _ => Some(k),
+        })
+        .unwrap_or(0)
+}
+
+/// The parallelism move that takes DS2's suggestion as it is.
+pub const DS2_MOVE: usize = 2;
+
 /// Per parallelism move, the parallelism it leaves stage `i` with (before the clamp): its
 /// current one for "keep" and for an offset that would leave no worker.
 pub fn outcomes(obs: &Observation, i: usize) -> [usize; PARALLELISM_ACTIONS] {
-    let (current, suggested) = (obs.parallelism[i], ds2_parallelism(obs, i));
+    outcomes_from(obs.parallelism[i], ds2_parallelism(obs, i))
+}
+
+/// Per parallelism move, the parallelism it leaves a stage at `current` with when DS2
+/// suggests `suggested`.
+pub fn outcomes_from(current: usize, suggested: usize) -> [usize; PARALLELISM_ACTIONS] {
     std::array::from_fn(|j| match j {
         0 => current,
         j => offset_from(suggested, j).unwrap_or(current),
@@ -159,4 +218,25 @@ pub fn proposal(obs: &Observation, config: &JobConfig, actions: &[StageAction]) 
         }
     }
     next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn greedy_move_pools_moves_with_the_same_outcome() {
+        // At 2 workers with DS2 suggesting 2, keep and ds2 both leave 2 workers: 0.55 together.
+        let p = [0.30, 0.0, 0.25, 0.0, 0.45];
+        assert_eq!(greedy_move(&p, 2, 2), 0);
+    }
+
+    #[test]
+    fn greedy_move_takes_ds2s_outcome_on_a_near_tie_and_the_winner_otherwise() {
+        // DS2 suggests 3 for a stage at 2: ds2 → 3, ds2+2 → 5.
+        assert_eq!(greedy_move(&[0.0, 0.0, 0.44, 0.10, 0.46], 2, 3), DS2_MOVE);
+        assert_eq!(greedy_move(&[0.0, 0.0, 0.20, 0.20, 0.60], 2, 3), 4);
+        // DS2's move masked (probability 0): no tie to break.
+        assert_eq!(greedy_move(&[0.5, 0.0, 0.0, 0.0, 0.5], 2, 3), 0);
+    }
 }

@@ -10,7 +10,8 @@ use rheo_engine::{JobConfig, MetricsSnapshot};
 use serde::Serialize;
 
 use super::actions::{
-    StageAction, ds2_parallelism, input_capacity, masks, probability_of_outcome, proposal,
+    StageAction, ds2_parallelism, greedy_move, input_capacity, masks, probability_of_outcome,
+    proposal,
 };
 use super::checkpoint::{CheckpointError, CheckpointHeader, load_with_checksum};
 use super::features::{FEATURE_NAMES, FEATURES, FeatureStats, History, Observation, observe};
@@ -124,10 +125,24 @@ impl Policy {
         })
     }
 
-    /// The most probable allowed move per stage.
+    /// The greedy move per stage: the most probable outcome, DS2's on a near-tie (see
+    /// [`greedy_move`]), and the most probable buffer move.
     pub fn greedy(&self, obs: &Observation, snapshot: &MetricsSnapshot) -> Vec<StageChoice> {
         let (rows, outputs) = self.outputs(obs);
-        choose(obs, &snapshot.config, rows, &outputs, argmax).0
+        let mut choices = choose(obs, &snapshot.config, rows, &outputs, argmax).0;
+        for (i, c) in choices.iter_mut().enumerate() {
+            let k = greedy_move(
+                &c.parallelism_probabilities,
+                obs.parallelism[i],
+                ds2_parallelism(obs, i),
+            );
+            if k != c.action.parallelism {
+                c.action.parallelism = k;
+                c.p_parallelism = c.parallelism_probabilities[k];
+                c.label = c.action.label();
+            }
+        }
+        choices
     }
 }
 

@@ -2,7 +2,7 @@
 //! and its rules.
 //!
 //! Each (epoch, stage) decision is one sample: its raw feature row, labelled with the policy's
-//! most probable parallelism move *as an effect* — `keep` when the move would leave the
+//! greedy parallelism move ([`greedy_move`]) *as an effect* — `keep` when the move would leave the
 //! stage's parallelism where it is (a `ds2` move when DS2 agrees with the current parallelism
 //! is a keep too), otherwise the move. Fidelity is the share of held-out decisions the tree
 //! labels as the policy does, overall and over the decisions whose label changes the stage.
@@ -14,12 +14,12 @@ use serde::Serialize;
 
 use super::decision::move_label;
 use super::{ExplainError, StageDecision};
+use crate::agent::actions::greedy_move;
 use crate::agent::features::{FEATURE_NAMES, FEATURES};
-use crate::agent::policy::argmax;
 
 /// The policy's move for `d`, as an effect on the stage (0: the parallelism stays).
 pub fn effective_move(d: &StageDecision) -> usize {
-    let k = argmax(&d.probabilities);
+    let k = greedy_move(&d.probabilities, d.from, d.ds2.unwrap_or(d.from));
     if k == 0 {
         return 0;
     }

@@ -39,12 +39,62 @@ pub fn sentence(e: &Explanation, d: &StageDecision) -> String {
         Some(g) if e.fallback.is_none() => format!(" [{g}]"),
         _ => String::new(),
     };
+    // The greedy rule (`actions::greedy_move`) can pick a move less probable than the
+    // runner-up: its outcome is DS2's on a near-tie, or shared with other moves.
+    let rule = match (&e.fallback, &d.guardrail) {
+        (None, None) if e.runner_up.1 > e.probability => {
+            if e.ds2 == Some(e.to) {
+                " — a near-tie, DS2's outcome taken"
+            } else {
+                " — moves with the same outcome pooled"
+            }
+        }
+        _ => "",
+    };
     format!(
-        "{verb} ({}, p={:.2}; runner-up {} {:.2}): {}; {ds2}{guard}",
+        "{verb} ({}, p={:.2}; runner-up {} {:.2}{rule}): {}; {ds2}{guard}",
         e.action,
         e.probability,
         e.runner_up.0,
         e.runner_up.1,
         why.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::features::FEATURES;
+
+    fn kept_at_ds2(probability: f32, runner_up: f32) -> Explanation {
+        Explanation {
+            epoch: 3,
+            stage: "format".to_owned(),
+            action: "ds2".to_owned(),
+            probability,
+            runner_up: ("ds2+2".to_owned(), runner_up),
+            saliency: vec![0.0; FEATURES],
+            masking: vec![0.0; FEATURES],
+            permutation: vec![0.0; FEATURES],
+            top: Vec::new(),
+            from: 2,
+            to: 2,
+            ds2: Some(2),
+            agreed_with_ds2: true,
+            fallback: None,
+            sentence: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_sentence_says_when_the_greedy_rule_took_the_less_probable_move() {
+        let d = StageDecision::example("format", [0.0; FEATURES]);
+        let tie = sentence(&kept_at_ds2(0.44, 0.46), &d);
+        assert!(tie.contains("a near-tie, DS2's outcome taken"), "{tie}");
+        let plain = sentence(&kept_at_ds2(0.80, 0.10), &d);
+        assert!(
+            !plain.contains("near-tie") && !plain.contains("pooled"),
+            "{plain}"
+        );
+    }
 }

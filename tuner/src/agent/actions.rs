@@ -100,11 +100,23 @@ pub fn probability_of_outcome(
     probabilities: &[f32; PARALLELISM_ACTIONS],
 ) -> f32 {
     let outcomes = outcomes(obs, i);
-    let outcome = outcomes[k.min(PARALLELISM_ACTIONS - 1)];
+    pooled(
+        probabilities,
+        &outcomes,
+        outcomes[k.min(PARALLELISM_ACTIONS - 1)],
+    )
+}
+
+/// The summed probability of the moves whose outcome is `outcome`.
+fn pooled(
+    probabilities: &[f32; PARALLELISM_ACTIONS],
+    outcomes: &[usize; PARALLELISM_ACTIONS],
+    outcome: usize,
+) -> f32 {
     probabilities
         .iter()
         .zip(outcomes)
-        .filter(|&(_, o)| o == outcome)
+        .filter(|&(_, &o)| o == outcome)
         .map(|(p, _)| p)
         .sum()
 }
@@ -129,14 +141,7 @@ pub fn greedy_move(
     suggested: usize,
 ) -> usize {
     let outcomes = outcomes_from(current, suggested);
-    let pooled = |o: usize| -> f32 {
-        probabilities
-            .iter()
-            .zip(outcomes)
-            .filter(|&(_, x)| x == o)
-            .map(|(p, _)| p)
-            .sum()
-    };
+    let pooled = |o: usize| pooled(probabilities, &outcomes, o);
     let mut best = 0;
     for k in 1..PARALLELISM_ACTIONS {
         if pooled(outcomes[k]) > pooled(outcomes[best]) {

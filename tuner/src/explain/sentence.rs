@@ -43,7 +43,7 @@ pub fn sentence(e: &Explanation, d: &StageDecision) -> String {
     // runner-up: its outcome is DS2's on a near-tie, or shared with other moves.
     let rule = match (&e.fallback, &d.guardrail) {
         (None, None) if e.runner_up.1 > e.probability => {
-            if e.ds2 == Some(e.to) {
+            if e.agreed_with_ds2 {
                 " — a near-tie, DS2's outcome taken"
             } else {
                 " — moves with the same outcome pooled"

@@ -474,3 +474,26 @@ proptest! {
         within(Duration::from_secs(60), move || run_case(case))?;
     }
 }
+
+/// A case CI once drew: `·4+1` then `·7+1` makes every value a multiple of 4, so a filter
+/// on `val % 4` dropped all data and the sink never saw a batch. The filter now mixes the
+/// value first; this case must run like any other.
+#[test]
+fn a_filter_after_affine_maps_still_passes_data() {
+    let spec = |kind, input| StageSpec { kind, input };
+    let mut rng = SplitMix(7);
+    let case = Case {
+        shape: Shape::Chain(vec![
+            spec(Kind::Map(4), Input::Hash),
+            spec(Kind::Keyed, Input::Hash),
+            spec(Kind::Map(7), Input::Hash),
+            spec(Kind::Filter(4), Input::Rebalance),
+        ]),
+        input: (0..3000)
+            .map(|_| (rng.below(40) as u32, rng.below(1_000_000)))
+            .collect(),
+        reconfigurations: 23,
+        seed: 12_615_791_315_339_570_036,
+    };
+    within(Duration::from_secs(60), move || run_case(case)).unwrap();
+}

@@ -172,16 +172,27 @@ impl Operator for MapOp {
     }
 }
 
-/// Keeps data whose value is not a multiple of `m`.
+/// Keeps data whose mixed value is not a multiple of `m`: about `(m - 1) / m` of it.
 pub struct FilterOp {
     pub m: u64,
 }
 
+/// Mixes the value before the modulus because maps upstream are affine (`val · mult + 1`):
+/// a plain `val % m` can be zero for every record after some chains (`·4+1` then `·7+1` is
+/// always a multiple of 4), and then no data reaches the sink at all.
 pub fn keep(r: &Rec, m: u64) -> bool {
     match r {
-        Rec::Data { val, .. } => val % m != 0,
+        Rec::Data { val, .. } => mix(*val) % m != 0,
         Rec::Count { .. } => true,
     }
+}
+
+/// SplitMix64's finaliser: spreads any regular pattern in `x` over all bits.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 impl Operator for FilterOp {

@@ -182,7 +182,7 @@ pub struct FilterOp {
 /// always a multiple of 4), and then no data reaches the sink at all.
 pub fn keep(r: &Rec, m: u64) -> bool {
     match r {
-        Rec::Data { val, .. } => mix(*val) % m != 0,
+        Rec::Data { val, .. } => !mix(*val).is_multiple_of(m),
         Rec::Count { .. } => true,
     }
 }

@@ -182,17 +182,27 @@ pub struct FilterOp {
 /// always a multiple of 4), and then no data reaches the sink at all.
 pub fn keep(r: &Rec, m: u64) -> bool {
     match r {
-        Rec::Data { val, .. } => !mix(*val).is_multiple_of(m),
+        // One SplitMix64 step from `val`: spreads any regular pattern over all bits.
+        Rec::Data { val, .. } => !SplitMix(*val).next().is_multiple_of(m),
         Rec::Count { .. } => true,
     }
 }
 
-/// SplitMix64's finaliser: spreads any regular pattern in `x` over all bits.
-fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+/// SplitMix64: the tests' small deterministic generator (and, one step from a value, a mixer).
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
 }
 
 impl Operator for FilterOp {

@@ -1,5 +1,6 @@
 //! Metrics as design.md §2 defines them: busy time and DS2 rates of a wait-bound stage,
-//! backlog and latency under overload, snapshots on the handle and as JSON lines.
+//! backlog and latency under overload, snapshots on the handle and as JSON lines; key skew
+//! seen by the busiest worker.
 
 mod common;
 
@@ -144,5 +145,45 @@ fn overload_builds_backlog_latency_and_backpressure() {
         // Latency from scheduled time includes the time spent in the backlog.
         assert!(last.latency.p99_ms > first.latency.p50_ms);
         assert!(last.latency.p99_ms > 100.0, "{:?}", last.latency);
+    });
+}
+
+#[test]
+fn the_busiest_worker_shows_a_hot_key_that_the_mean_hides() {
+    within(Duration::from_secs(60), || {
+        let builder = PipelineBuilder::new().edge_defaults(64, 20);
+        // Every other record has key 0; the rest spread over 1 000 keys: the worker owning
+        // key 0's group gets well over half the load of two.
+        let events = RateSource::new(
+            RateProfile::Constant { value: 1_000.0 },
+            |seq: u64, _: Duration| if seq % 2 == 0 { 0 } else { seq % 1000 },
+        );
+        builder
+            .source("events", events)
+            .key_by(|x: &u64| *x)
+            .unary("slow", |_| Slow {
+                per_record: Duration::from_micros(300),
+            })
+            .parallelism(2)
+            .sink_fn("out", |_: u64| {});
+        let job = builder
+            .build()
+            .unwrap()
+            .start(JobOptions::default().epoch(Duration::from_millis(100)))
+            .unwrap();
+        let snapshots: Vec<_> = job.snapshots().take(6).collect();
+        job.abort();
+        job.join().unwrap();
+        let slow = snapshots.last().unwrap().stage("slow").unwrap();
+        assert_eq!(slow.workers.len(), 2, "{slow:?}");
+        // 1 000 records/s at ≥ 300 µs over two workers: a mean of about 15% busy, the hot
+        // worker at least three quarters of the load (about 22% busy).
+        assert!(
+            slow.max_worker_busy_fraction > 1.2 * slow.busy_fraction,
+            "mean {:.3}, busiest {:.3}",
+            slow.busy_fraction,
+            slow.max_worker_busy_fraction
+        );
+        assert!(slow.max_worker_busy_fraction <= 1.0);
     });
 }

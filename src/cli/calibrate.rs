@@ -110,13 +110,21 @@ pub fn run_calibrate(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     bar.finish_and_clear();
     println!(
-        "{:<14} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}   (nominal model: thru, p99, busy)   [static run: thru, busy]",
-        "workload", "thru err", "epoch thru", "p99 med", "SLO err", "busy err", "busy max"
+        "{:<14} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}   (nominal model: thru, p99, busy)   [static run: thru, busy, fill]",
+        "workload",
+        "thru err",
+        "epoch thru",
+        "p99 med",
+        "SLO err",
+        "busy err",
+        "busy max",
+        "fill err",
+        "fill max"
     );
     for r in &rows {
         let (c, n) = (&r.calibrated, &r.nominal);
         println!(
-            "{:<14} {:>9.1}% {:>9.1}% {:>9.0}% {:>9.3} {:>9.3} {:>9.3}   ({:.1}%, {:.0}%, {:.3})   [{:.1}%, {:.3}]",
+            "{:<14} {:>9.1}% {:>9.1}% {:>9.0}% {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}   ({:.1}%, {:.0}%, {:.3})   [{:.1}%, {:.3}, {:.3}]",
             r.workload,
             c.throughput_rel * 100.0,
             c.throughput_epoch_rel * 100.0,
@@ -124,11 +132,14 @@ pub fn run_calibrate(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             c.slo_abs,
             c.busy_abs,
             c.busy_abs_max_stage,
+            c.occupancy_abs,
+            c.occupancy_abs_max_stage,
             n.throughput_rel * 100.0,
             n.p99_rel_median * 100.0,
             n.busy_abs,
             r.static_in_sample.throughput_rel * 100.0,
-            r.static_in_sample.busy_abs
+            r.static_in_sample.busy_abs,
+            r.static_in_sample.occupancy_abs
         );
     }
     if let Some(path) = &args.json {

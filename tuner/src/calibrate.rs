@@ -204,6 +204,12 @@ pub struct ReplayedEpoch {
     pub busy: Vec<f64>,
     /// Measured busy fraction per stage.
     pub engine_busy: Vec<f64>,
+    /// Simulated input-channel fill per stage, 0..1 (in batches, as the engine counts it).
+    #[serde(default)]
+    pub occupancy: Vec<f64>,
+    /// Measured input-channel fill per stage.
+    #[serde(default)]
+    pub engine_occupancy: Vec<f64>,
 }
 
 /// Replays an engine run in the simulator: same configuration and offered load per epoch,
@@ -239,6 +245,12 @@ pub fn replay(
                     .iter()
                     .map(|spec| s.stage(&spec.name).map_or(0.0, |m| m.busy_fraction))
                     .collect(),
+                occupancy: out.occupancy.clone(),
+                engine_occupancy: workload
+                    .stages
+                    .iter()
+                    .map(|spec| s.stage(&spec.name).map_or(0.0, |m| m.input_occupancy))
+                    .collect(),
             }
         })
         .collect()
@@ -265,6 +277,13 @@ pub struct SimError {
     pub busy_abs: f64,
     /// Largest per-stage mean absolute busy-fraction error.
     pub busy_abs_max_stage: f64,
+    /// Mean absolute input-channel fill error, over stages and epochs (the agent reads the
+    /// fill; a model that fills channels later than the engine teaches it the wrong state).
+    #[serde(default)]
+    pub occupancy_abs: f64,
+    /// Largest per-stage mean absolute input-channel fill error.
+    #[serde(default)]
+    pub occupancy_abs_max_stage: f64,
 }
 
 /// The simulator's error against an engine run.
@@ -276,15 +295,23 @@ pub fn compare(workload: &Workload, params: &SimParams, run: &[MetricsSnapshot])
     let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-9);
     let objective = workload.objective();
     let stages = workload.stages.len();
-    let per_stage: Vec<f64> = (0..stages)
-        .map(|i| {
-            epochs
-                .iter()
-                .map(|e| (e.busy[i] - e.engine_busy[i]).abs())
-                .sum::<f64>()
-                / n
-        })
-        .collect();
+    let per_stage_error = |sim: fn(&ReplayedEpoch) -> &[f64],
+                           engine: fn(&ReplayedEpoch) -> &[f64]| {
+        (0..stages)
+            .map(|i| {
+                epochs
+                    .iter()
+                    .map(|e| {
+                        let (a, b) = (sim(e).get(i), engine(e).get(i));
+                        (a.copied().unwrap_or(0.0) - b.copied().unwrap_or(0.0)).abs()
+                    })
+                    .sum::<f64>()
+                    / n
+            })
+            .collect::<Vec<f64>>()
+    };
+    let per_stage = per_stage_error(|e| &e.busy, |e| &e.engine_busy);
+    let occupancy = per_stage_error(|e| &e.occupancy, |e| &e.engine_occupancy);
     SimError {
         epochs: epochs.len(),
         throughput_rel: rel(sim_total, engine_total),
@@ -310,6 +337,8 @@ pub fn compare(workload: &Workload, params: &SimParams, run: &[MetricsSnapshot])
             / n,
         busy_abs: per_stage.iter().sum::<f64>() / stages.max(1) as f64,
         busy_abs_max_stage: per_stage.iter().copied().fold(0.0, f64::max),
+        occupancy_abs: occupancy.iter().sum::<f64>() / stages.max(1) as f64,
+        occupancy_abs_max_stage: occupancy.iter().copied().fold(0.0, f64::max),
     }
 }
 

@@ -1,7 +1,8 @@
 //! The simulator: DS2's one-step convergence on a linear chain, a static configuration that
 //! never converges under a rate step, the scoreboard's rows, and the queueing model's transients
 //! (batches that grow only behind a full channel; the latency of a growing queue); a run with
-//! its rate profile shifted in time.
+//! its rate profile shifted in time; an overloaded channel's fill in batches; key skew seen by
+//! the busiest worker.
 
 use rheo_tuner::env::sim::{Carry, Model, initial_config};
 use rheo_tuner::env::{SimEnv, SimParams};
@@ -249,4 +250,93 @@ fn an_overloaded_stage_is_as_late_as_its_backlog_took_to_be_offered() {
             "p99 by epoch {p99:?}, expected steps of {expected_ms} ms"
         );
     }
+}
+
+#[test]
+fn an_overloaded_channel_reads_full_once_its_flush_sized_batches_fill_it() {
+    // The same overload: ~750 events queue in the first epoch, under what the channel holds at
+    // full 64-record batches (4 096) but over what it holds at the batches its sender flushed
+    // before blocking (64 × (1 + 4 000/s × 2 ms) = 576). The engine counts the fill in
+    // batches: wait-constant's overloaded channel read 0.73 (mean of the epoch's samples) in
+    // its first epoch and 1.0 from the second on, where the model used to report 0.25, 0.50,
+    // 0.74 — so a policy trained on it met a fill on the engine it had never seen.
+    let w = chain(r#"{ profile = "constant", value = 4000 }"#);
+    let params = exact(&w);
+    let flushed = params.flush_batch(4000.0, 64.0);
+    let mut model = Model::new(&w, params);
+    let mut config = initial_config(&w);
+    config.stages.get_mut("b").expect("stage b").parallelism = 4;
+    let first = model.epoch(&config, 2000.0, Carry::default(), &[1.0, 1.0]);
+    assert!(
+        first.queued > 64.0 * flushed && first.queued < 0.5 * 64.0 * 64.0,
+        "queued {} (flush-sized batches of {flushed})",
+        first.queued
+    );
+    assert_eq!(first.occupancy[0], 1.0, "{first:?}");
+    let second = model.epoch(&config, 2000.0, first.carry(), &[1.0, 1.0]);
+    assert_eq!(second.occupancy[0], 1.0, "{second:?}");
+    // The well-sized `b` downstream stays nearly empty.
+    assert!(second.occupancy[1] < 0.1, "{second:?}");
+}
+
+fn keyed(skew: f64) -> Workload {
+    Workload::parse(
+        &format!(
+            r#"
+name = "keyed"
+duration_s = 5
+epoch_s = 0.5
+[source]
+rate = {{ profile = "constant", value = 1500 }}
+key_space = 1000
+key_skew = {skew}
+[[stage]]
+name = "parse"
+cpu_us = 5.0
+partition = "rebalance"
+[[stage]]
+name = "join"
+wait_us = 400.0
+partition = "hash"
+keyed_state = true
+[initial]
+parallelism = 2
+[objective]
+latency_slo_ms = 200
+max_threads = 16
+"#
+        ),
+        "keyed.toml",
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_busiest_worker_shows_key_skew_that_the_mean_hides() {
+    use rheo_tuner::env::Environment;
+    let busy = |skew: f64, stage: &str| {
+        let w = keyed(skew);
+        let mut env = SimEnv::new(&w, exact(&w), 7);
+        let snapshot = env.observe().unwrap().unwrap();
+        let s = snapshot.stage(stage).unwrap();
+        (s.busy_fraction, s.max_worker_busy_fraction)
+    };
+    // Zipf 1.1 over 1 000 keys: one of two key-group ranges takes well over half the load.
+    let (mean, max) = busy(1.1, "join");
+    assert!(
+        max > mean + 0.05,
+        "skewed join: mean {mean:.3}, busiest {max:.3}"
+    );
+    assert!(max <= 1.0);
+    // Uniform keys split evenly enough; a rebalanced stage is even by construction.
+    let (mean, max) = busy(0.0, "join");
+    assert!(
+        max - mean < 0.05,
+        "uniform join: mean {mean:.3}, busiest {max:.3}"
+    );
+    let (mean, max) = busy(1.1, "parse");
+    assert!(
+        (max - mean).abs() < 1e-9,
+        "rebalanced parse: {mean} vs {max}"
+    );
 }

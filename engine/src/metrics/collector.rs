@@ -283,8 +283,11 @@ impl Collector {
             let mut true_out = 0.0;
             let mut workers = Vec::with_capacity(per_worker.len());
             let mut keys = 0;
+            let mut max_worker_busy: f64 = 0.0;
             for (index, d, state_keys) in per_worker {
                 let busy = secs(d.busy_ns);
+                max_worker_busy =
+                    max_worker_busy.max(ratio(busy, secs(d.busy_ns + d.blocked_ns + d.idle_ns)));
                 let measured = busy > 0.0 && (d.records_in > 0 || d.records_out > 0);
                 let rate_in = if measured {
                     d.records_in as f64 / busy
@@ -338,6 +341,7 @@ impl Collector {
                 idle_s: secs(sum.idle_ns),
                 cpu_s: secs(sum.cpu_ns),
                 busy_fraction: ratio(secs(sum.busy_ns), accounted),
+                max_worker_busy_fraction: max_worker_busy,
                 blocked_fraction: ratio(secs(sum.blocked_ns), accounted),
                 idle_fraction: ratio(secs(sum.idle_ns), accounted),
                 cpu_fraction: ratio(secs(sum.cpu_ns), epoch_s * parallelism.max(1) as f64),

@@ -81,6 +81,11 @@ pub struct StageMetrics {
     pub cpu_s: f64,
     /// Share of the workers' time spent busy.
     pub busy_fraction: f64,
+    /// The busiest worker's share of its time spent busy: above [`Self::busy_fraction`] when
+    /// the load is uneven (key skew on a hash-partitioned input), where the hottest worker
+    /// saturates before the stage's mean says so.
+    #[serde(default)]
+    pub max_worker_busy_fraction: f64,
     /// Share of the workers' time spent blocked (backpressure).
     pub blocked_fraction: f64,
     /// Share of the workers' time spent idle.
@@ -125,6 +130,7 @@ impl StageMetrics {
             idle_s: 0.0,
             cpu_s: 0.0,
             busy_fraction: 0.0,
+            max_worker_busy_fraction: 0.0,
             blocked_fraction: 0.0,
             idle_fraction: 0.0,
             cpu_fraction: 0.0,

@@ -206,6 +206,7 @@ impl SimEnv {
             m.records_out = (input * s.selectivity * e) as u64;
             m.mean_input_batch = out.batch[i];
             m.busy_fraction = u;
+            m.max_worker_busy_fraction = out.hottest[i].max(u);
             m.blocked_fraction = out.waiting[i].0;
             m.idle_fraction = out.waiting[i].1;
             m.busy_s = u * p as f64 * e;

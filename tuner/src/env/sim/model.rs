@@ -101,6 +101,8 @@ pub struct EpochOutcome {
     pub p99_ms: f64,
     /// Per stage: average busy fraction of its workers.
     pub busy: Vec<f64>,
+    /// Per stage: busy fraction of its busiest worker (the hottest key range under skew).
+    pub hottest: Vec<f64>,
     /// Per stage: (blocked, idle) fractions.
     pub waiting: Vec<(f64, f64)>,
     /// Per stage: input channel fill, 0..1.
@@ -178,6 +180,12 @@ impl Model {
             .last()
             .map_or(SOURCE, |s| s.name.as_str());
         format!("{last}->{SINK}")
+    }
+
+    /// Busy fraction of stage `i`'s busiest worker, with `p` workers taking `input` records/s
+    /// at `mu` records per busy second each.
+    fn hottest_busy(&self, i: usize, p: usize, input: f64, mu: f64) -> f64 {
+        (input * self.share(i, p) / mu.max(1e-9)).clamp(0.0, 1.0)
     }
 
     fn share(&self, i: usize, p: usize) -> f64 {
@@ -365,6 +373,7 @@ impl Model {
         for (i, s) in self.workload.stages.iter().enumerate() {
             let p = self.parallelism(config, &s.name) as f64;
             out.busy[i] = (rate * out.gain[i] / (out.mu[i] * p).max(1e-9)).min(1.0);
+            out.hottest[i] = self.hottest_busy(i, p as usize, rate * out.gain[i], out.mu[i]);
             out.waiting[i] = (0.0, 1.0 - out.busy[i]);
         }
         out
@@ -440,6 +449,18 @@ impl Model {
             stage = self.stages(config, &gain, stage.capacity, batching);
         }
         let room_total = room(&stage, batching);
+        // The channels fill with the batches senders flush before any of them blocks; they
+        // read full (in batches, as the engine counts) from then on, while the batches behind
+        // the blocked senders grow and the room in records with them.
+        let flush_room = if batching == Batching::Flush {
+            room_total
+        } else {
+            room(
+                &self.stages(config, &gain, demand / e, Batching::Flush),
+                Batching::Flush,
+            )
+            .min(room_total)
+        };
         let StageModel {
             mu,
             filled,
@@ -458,6 +479,7 @@ impl Model {
         let rate = processed / e;
         let saturated = backlog_end > 1.0 || queued_end > 0.5 * room_total;
         let mut busy = Vec::with_capacity(n);
+        let mut hottest = Vec::with_capacity(n);
         let mut waiting = Vec::with_capacity(n);
         let mut occupancy = Vec::with_capacity(n);
         // FIFO from the scheduled time: everything still queued or due at the end of the epoch
@@ -475,8 +497,9 @@ impl Model {
             let u = (input / (mu[i] * p)).min(1.0);
             busy.push(u);
             let hot = (input * self.share(i, p as usize) / mu[i]).min(0.999);
+            hottest.push(self.hottest_busy(i, p as usize, input, mu[i]));
             let occ = if saturated && i <= bottleneck {
-                (queued_end / room_total.max(1.0)).clamp(0.0, 1.0)
+                (queued_end / flush_room.max(1.0)).clamp(0.0, 1.0)
             } else if filled[i] {
                 // Keeping up with grown batches: the channel stays full.
                 let per_channel = (input / p).max(1e-9);
@@ -484,7 +507,7 @@ impl Model {
                 1.0
             } else if hot >= 0.98 {
                 // Over capacity: what piles up is the queued events, counted above.
-                (queued_end / room_total.max(1.0)).clamp(0.0, 1.0)
+                (queued_end / flush_room.max(1.0)).clamp(0.0, 1.0)
             } else {
                 // A busy worker's queue, in batches: M/D/1 (Pollaczek–Khinchine), half of
                 // M/M/1's — a record's cost is fixed (and as the source paces its events
@@ -543,6 +566,7 @@ impl Model {
             bottleneck,
             p99_ms,
             busy,
+            hottest,
             waiting,
             occupancy,
             mu,

@@ -156,7 +156,7 @@ fn the_busiest_worker_shows_a_hot_key_that_the_mean_hides() {
         // key 0's group gets well over half the load of two.
         let events = RateSource::new(
             RateProfile::Constant { value: 1_000.0 },
-            |seq: u64, _: Duration| if seq % 2 == 0 { 0 } else { seq % 1000 },
+            |seq: u64, _: Duration| if seq.is_multiple_of(2) { 0 } else { seq % 1000 },
         );
         builder
             .source("events", events)

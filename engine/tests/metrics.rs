@@ -4,10 +4,11 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::within;
-use rheo_engine::metrics::{StageKind, read_json_lines};
+use rheo_engine::metrics::{MetricsSnapshot, StageKind, read_json_lines};
 use rheo_engine::operator::{Context, Operator};
 use rheo_engine::source::{RateProfile, RateSource};
 use rheo_engine::{JobOptions, PipelineBuilder};
@@ -25,6 +26,19 @@ impl Operator for Slow {
         std::thread::sleep(self.per_record * batch.len() as u32);
         cx.emit_all(batch.drain(..));
     }
+}
+
+/// Runs the built pipeline with 100 ms epochs for `epochs` snapshots, then stops it.
+fn run_epochs(builder: PipelineBuilder, epochs: usize) -> Vec<Arc<MetricsSnapshot>> {
+    let job = builder
+        .build()
+        .unwrap()
+        .start(JobOptions::default().epoch(Duration::from_millis(100)))
+        .unwrap();
+    let snapshots = job.snapshots().take(epochs).collect();
+    job.abort();
+    job.join().unwrap();
+    snapshots
 }
 
 #[test]
@@ -108,14 +122,7 @@ fn overload_builds_backlog_latency_and_backpressure() {
                 per_record: Duration::from_micros(200),
             })
             .sink_fn("out", |_: u64| {});
-        let job = builder
-            .build()
-            .unwrap()
-            .start(JobOptions::default().epoch(Duration::from_millis(100)))
-            .unwrap();
-        let snapshots: Vec<_> = job.snapshots().take(6).collect();
-        job.abort();
-        job.join().unwrap();
+        let snapshots = run_epochs(builder, 6);
         let first = &snapshots[1];
         let last = snapshots.last().unwrap();
         // The source is blocked on backpressure most of the time; its offered load still
@@ -166,14 +173,7 @@ fn the_busiest_worker_shows_a_hot_key_that_the_mean_hides() {
             })
             .parallelism(2)
             .sink_fn("out", |_: u64| {});
-        let job = builder
-            .build()
-            .unwrap()
-            .start(JobOptions::default().epoch(Duration::from_millis(100)))
-            .unwrap();
-        let snapshots: Vec<_> = job.snapshots().take(6).collect();
-        job.abort();
-        job.join().unwrap();
+        let snapshots = run_epochs(builder, 6);
         let slow = snapshots.last().unwrap().stage("slow").unwrap();
         assert_eq!(slow.workers.len(), 2, "{slow:?}");
         // 1 000 records/s at ≥ 300 µs over two workers: a mean of about 15% busy, the hot

@@ -496,8 +496,9 @@ impl Model {
             let input = rate * gain[i];
             let u = (input / (mu[i] * p)).min(1.0);
             busy.push(u);
-            let hot = (input * self.share(i, p as usize) / mu[i]).min(0.999);
-            hottest.push(self.hottest_busy(i, p as usize, input, mu[i]));
+            let hottest_u = self.hottest_busy(i, p as usize, input, mu[i]);
+            hottest.push(hottest_u);
+            let hot = hottest_u.min(0.999);
             let occ = if saturated && i <= bottleneck {
                 (queued_end / flush_room.max(1.0)).clamp(0.0, 1.0)
             } else if filled[i] {

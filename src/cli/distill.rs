@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use indicatif::{ProgressBar, ProgressStyle};
 use rheo::tuner::agent::Policy;
 use rheo::tuner::explain::sample::simulated_decisions;
-use rheo::tuner::explain::tree::{choose_move_weight, distill};
+use rheo::tuner::explain::tree::{choose_move_weight, distill, effect_label};
 use rheo::tuner::explain::{MOVE_WEIGHT, TREE_DEPTH};
 use rheo::tuner::scoreboard::{EVALUATION_SEEDS, sim_params};
 use rheo::tuner::spec::Workload;
@@ -114,6 +114,19 @@ pub fn run_distill(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tree.held_out_moves,
         tree.fidelity_on_moves * 100.0
     );
+    println!("held-out decisions by the policy's move (rows) and the tree's (columns):");
+    let labels: Vec<String> = (0..tree.confusion.len()).map(effect_label).collect();
+    println!(
+        "{:>8} {}",
+        "",
+        labels.iter().map(|l| format!("{l:>7}")).collect::<String>()
+    );
+    for (label, row) in labels.iter().zip(&tree.confusion) {
+        println!(
+            "{label:>8} {}",
+            row.iter().map(|n| format!("{n:>7}")).collect::<String>()
+        );
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&tree)?)
             .map_err(|e| format!("{}: {e}", path.display()))?;

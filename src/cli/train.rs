@@ -77,6 +77,10 @@ pub struct Args {
     /// Summed reward over the rest of a run a move must gain over DS2's own to be the label.
     #[arg(long, default_value_t = PpoConfig::default().lookahead_margin)]
     lookahead_margin: f64,
+    /// Summed reward over the rest of a run a change must gain over leaving the stage as it is
+    /// to be the label (above 0: fewer reconfigurations).
+    #[arg(long, default_value_t = PpoConfig::default().lookahead_keep_margin)]
+    lookahead_keep_margin: f64,
     /// Value each lookahead fork by the better of two finishes: tuned DS2, and tuned DS2 that
     /// holds the configuration while the pipeline keeps up and meets the SLO.
     #[arg(long)]
@@ -130,6 +134,7 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         lookahead_rounds: args.lookahead_rounds,
         lookahead_runs: args.lookahead_runs,
         lookahead_margin: args.lookahead_margin,
+        lookahead_keep_margin: args.lookahead_keep_margin,
         lookahead_hold: args.lookahead_hold,
         rate_shift: args.rate_shift,
         ..PpoConfig::default()

@@ -16,6 +16,7 @@ use super::decision::move_label;
 use super::{ExplainError, StageDecision};
 use crate::agent::actions::greedy_move;
 use crate::agent::features::{FEATURE_NAMES, FEATURES};
+use crate::agent::policy::PARALLELISM_ACTIONS;
 
 /// The policy's move for `d`, as an effect on the stage (0: the parallelism stays).
 pub fn effective_move(d: &StageDecision) -> usize {
@@ -50,15 +51,60 @@ pub struct DistilledTree {
     pub fidelity: f64,
     /// The same over the held-out decisions whose label changes the stage.
     pub fidelity_on_moves: f64,
+    /// Held-out decisions by the policy's label (row) and the tree's (column), both
+    /// [`effective_move`]s: where the tree goes wrong, and which moves it takes for which.
+    pub confusion: [[usize; PARALLELISM_ACTIONS]; PARALLELISM_ACTIONS],
     /// Its rules, one line per node, indented by depth.
     pub rules: Vec<String>,
 }
 
+/// Features the tree reads besides the policy's own row: quantities in workers that the
+/// policy sees only as fractions of the stage's maximum (a split on a fraction means a
+/// different number of workers on every stage), computed from the same decision.
+pub const DERIVED_FEATURE_NAMES: [&str; DERIVED_FEATURES] = [
+    "DS2 suggestion − parallelism (workers)",
+    "DS2 suggestion − DS2 raw parallelism (workers of headroom)",
+    "DS2 raw parallelism / parallelism",
+];
+
+/// How many [`DERIVED_FEATURE_NAMES`] there are.
+pub const DERIVED_FEATURES: usize = 3;
+
+/// Features a tree splits on: the policy's row, then the derived ones.
+pub const TREE_FEATURES: usize = FEATURES + DERIVED_FEATURES;
+
+/// The name of every feature a tree splits on, in [`tree_row`] order.
+pub fn tree_feature_names() -> Vec<&'static str> {
+    FEATURE_NAMES
+        .iter()
+        .chain(DERIVED_FEATURE_NAMES.iter())
+        .copied()
+        .collect()
+}
+
+/// What the tree reads of `d`: its feature row, then [`DERIVED_FEATURE_NAMES`].
+pub fn tree_row(d: &StageDecision) -> [f64; TREE_FEATURES] {
+    let row = d.features();
+    let mut out = [0.0; TREE_FEATURES];
+    for (dst, src) in out.iter_mut().zip(row) {
+        *dst = src as f64;
+    }
+    let p = d.from.max(1) as f64;
+    let suggested = d.ds2.unwrap_or(d.from) as f64;
+    // Row 0 is parallelism / max and row 9 DS2's raw parallelism / max: their ratio is in workers.
+    let max = if row[0] > 0.0 { p / row[0] as f64 } else { p };
+    let raw = row[9] as f64 * max;
+    out[FEATURES] = suggested - p;
+    out[FEATURES + 1] = suggested - raw;
+    out[FEATURES + 2] = raw / p;
+    out
+}
+
 fn matrix(decisions: &[StageDecision]) -> Array2<f64> {
-    let mut x = Array2::zeros((decisions.len(), FEATURES));
+    let mut x = Array2::zeros((decisions.len(), TREE_FEATURES));
     for (i, d) in decisions.iter().enumerate() {
-        for (f, v) in d.features().iter().enumerate() {
-            x[[i, f]] = *v as f64;
+        for (f, v) in tree_row(d).iter().enumerate() {
+            x[[i, f]] = *v;
         }
     }
     x
@@ -82,7 +128,7 @@ pub fn distill(
         .collect();
     let data = Dataset::new(matrix(train), labels)
         .with_weights(weights)
-        .with_feature_names(FEATURE_NAMES.to_vec());
+        .with_feature_names(tree_feature_names());
     let tree = DecisionTree::params()
         .max_depth(Some(max_depth))
         .min_weight_leaf(2.0)
@@ -90,8 +136,12 @@ pub fn distill(
         .map_err(|e| ExplainError::Tree(e.to_string()))?;
     let predicted = tree.predict(&matrix(held_out));
     let (mut hits, mut moves, mut move_hits) = (0usize, 0usize, 0usize);
+    let mut confusion = [[0; PARALLELISM_ACTIONS]; PARALLELISM_ACTIONS];
     for (d, p) in held_out.iter().zip(predicted.iter()) {
         let truth = effective_move(d);
+        if let Some(cell) = confusion.get_mut(truth).and_then(|row| row.get_mut(*p)) {
+            *cell += 1;
+        }
         let hit = truth == *p;
         hits += usize::from(hit);
         if truth != 0 {
@@ -115,6 +165,7 @@ pub fn distill(
         } else {
             move_hits as f64 / moves as f64
         },
+        confusion,
         rules,
         tree,
     })
@@ -178,9 +229,10 @@ pub struct WeightTrial {
 }
 
 impl DistilledTree {
-    /// The tree's move for a raw feature row.
-    pub fn predict(&self, row: &[f32; FEATURES]) -> usize {
-        let x = Array2::from_shape_fn((1, FEATURES), |(_, f)| row[f] as f64);
+    /// The tree's move for a decision.
+    pub fn predict(&self, d: &StageDecision) -> usize {
+        let row = tree_row(d);
+        let x = Array2::from_shape_fn((1, TREE_FEATURES), |(_, f)| row[f]);
         self.tree.predict(&x)[0]
     }
 }
@@ -192,7 +244,7 @@ fn write_rules(node: &TreeNode<f64, usize>, depth: usize, out: &mut Vec<String>)
         return;
     }
     let (feature, split, _) = node.split();
-    let name = FEATURE_NAMES.get(feature).copied().unwrap_or("?");
+    let name = tree_feature_names().get(feature).copied().unwrap_or("?");
     let children = node.children();
     for (side, child) in ["<", "≥"].iter().zip(children) {
         if let Some(child) = child {

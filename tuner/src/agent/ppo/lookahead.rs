@@ -126,7 +126,16 @@ fn labelled_run(
             let suggested = obs.ds2.parallelism(stage).unwrap_or(now);
             // Each distinct parallelism's value on its fork; DS2's own gets the margin, so it
             // stays the label unless another beats it by that much.
-            let mut values: Vec<(usize, f64)> = vec![(base_p, q_base + cfg.lookahead_margin)];
+            // Leaving the stage where it is gets the keep margin on top.
+            let favour = |p: usize| {
+                if p == now {
+                    cfg.lookahead_keep_margin
+                } else {
+                    0.0
+                }
+            };
+            let mut values: Vec<(usize, f64)> =
+                vec![(base_p, q_base + cfg.lookahead_margin + favour(base_p))];
             let outcomes = outcomes(&obs, i);
             for (&p, &allowed) in outcomes.iter().zip(&pm) {
                 if !allowed || values.iter().any(|&(v, _)| v == p) {
@@ -134,7 +143,7 @@ fn labelled_run(
                 }
                 let mut config = ds2.clone();
                 config.set_parallelism(stage, p);
-                values.push((p, forks.value(&config)?));
+                values.push((p, forks.value(&config)? + favour(p)));
             }
             let (best_p, best_q) =
                 values
@@ -250,6 +259,7 @@ fn total_reward(epochs: &[EpochScore]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::actions::DS2_MOVE;
     use crate::env::SimParams;
     use crate::spec::Workload;
     use crate::tuners::Ds2Knobs;
@@ -384,6 +394,39 @@ mod tests {
         }
         // From random starts on a step workload some choices cost something.
         assert!(moves_that_matter > 0);
+    }
+
+    #[test]
+    fn a_keep_margin_past_any_gain_labels_every_stage_to_stay_where_it_is() {
+        let w = wait_step();
+        let stats = super::super::feature_stats(std::slice::from_ref(&w), &[0]).unwrap();
+        let run = |keep_margin: f64| {
+            let cfg = PpoConfig {
+                lookahead_runs: 1,
+                random_start: 1.0,
+                lookahead_keep_margin: keep_margin,
+                ..PpoConfig::default()
+            };
+            lookahead_round(std::slice::from_ref(&w), &stats, &cfg, None, 0).unwrap()
+        };
+        // Every label leaves the stage where it is: "keep" when DS2 would move it, and DS2's
+        // own move when DS2 agrees with the parallelism it has.
+        let held = run(1e6);
+        let staying = |a: &StageAction| a.parallelism == 0 || a.parallelism == DS2_MOVE;
+        assert!(held.labels.iter().all(|t| t.actions.iter().all(staying)));
+        assert!(
+            held.labels
+                .iter()
+                .any(|t| t.actions.iter().any(|a| a.parallelism == 0)),
+            "DS2 wanted to move somewhere on the run, and the label held back"
+        );
+        // Without it, some label on the same run moves a stage as DS2 or past it.
+        let free = run(0.0);
+        assert!(
+            free.labels
+                .iter()
+                .any(|t| t.actions.iter().any(|a| !staying(a)))
+        );
     }
 
     #[test]

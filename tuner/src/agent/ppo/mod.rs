@@ -106,6 +106,10 @@ pub struct PpoConfig {
     /// How much more (summed reward over the rest of a run) a move must earn on its fork than
     /// DS2's own move to become the label.
     pub lookahead_margin: f64,
+    /// How much more a move that changes a stage must earn on its fork than leaving the stage
+    /// where it is, to become the label (added to DS2's margin when DS2 leaves it too). Above
+    /// 0 the labels hold back from changes that barely pay: fewer reconfigurations than DS2.
+    pub lookahead_keep_margin: f64,
     /// Value each fork by the better of two finishes: tuned DS2, and tuned DS2 that holds the
     /// configuration while the pipeline keeps up and meets the SLO (acting only when it does
     /// not). Without it, a move DS2 would undo (a stage left one worker below DS2's
@@ -140,6 +144,7 @@ impl Default for PpoConfig {
             lookahead_rounds: 0,
             lookahead_runs: 8,
             lookahead_margin: 0.05,
+            lookahead_keep_margin: 0.0,
             lookahead_hold: false,
         }
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use indicatif::{ProgressBar, ProgressStyle};
 use rheo::tuner::agent::Policy;
 use rheo::tuner::explain::sample::simulated_decisions;
-use rheo::tuner::explain::tree::{choose_move_weight, distill, effect_label};
+use rheo::tuner::explain::tree::{TreeInputs, choose_move_weight, distill, effect_label};
 use rheo::tuner::explain::{MOVE_WEIGHT, TREE_DEPTH};
 use rheo::tuner::scoreboard::{EVALUATION_SEEDS, sim_params};
 use rheo::tuner::spec::Workload;
@@ -31,6 +31,10 @@ pub struct Args {
     /// faithful tree (the fit grows linearly: about 0.1 s per seed for the shipped workloads).
     #[arg(long, default_value_t = 100)]
     fit_seeds: u64,
+    /// Split on the policy's feature row alone, without the quantities in workers derived from
+    /// it (to see what they add).
+    #[arg(long)]
+    policy_row_only: bool,
     /// Write the tree and its fidelity as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -75,10 +79,16 @@ pub fn run_distill(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         bar.inc(1);
     }
     bar.finish_and_clear();
+    let inputs = if args.policy_row_only {
+        TreeInputs::PolicyRow
+    } else {
+        TreeInputs::WithDerived
+    };
     let weight = match args.move_weight {
         Some(weight) => weight,
         None => {
-            let (weight, trials) = choose_move_weight(&fit, &validation, args.depth, MOVE_WEIGHT)?;
+            let (weight, trials) =
+                choose_move_weight(&fit, &validation, args.depth, MOVE_WEIGHT, inputs)?;
             println!(
                 "move weight chosen on the fit seeds (the first {split} fit, the other {} scored):",
                 args.fit_seeds - split
@@ -100,7 +110,7 @@ pub fn run_distill(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     fit.extend(validation);
-    let tree = distill(&fit, &held_out, args.depth, weight)?;
+    let tree = distill(&fit, &held_out, args.depth, weight, inputs)?;
     println!("{}", tree.rules.join("\n"));
     println!(
         "\ndepth {} (limit {}), {} leaves, fitted on {} decisions (moves weighing {}); fidelity on {} held-out decisions {:.1}%, on the {} that change their stage {:.1}%",

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::importance::FeatureImportance;
-use super::tree::{DistilledTree, choose_move_weight, distill, effective_move};
+use super::tree::{DistilledTree, TreeInputs, choose_move_weight, distill, effective_move};
 use super::{ExplainError, Explainer, Explanation, StageDecision, aggregate_importance};
 use crate::agent::Policy;
 use crate::agent::features::FEATURES;
@@ -56,13 +56,25 @@ impl Analysis {
         // fitted (even) epochs; the measured (odd) epochs stay out of it.
         let (run_fit, run_held_out): (Vec<StageDecision>, Vec<StageDecision>) =
             decisions.iter().cloned().partition(|d| d.epoch % 2 == 0);
-        let (weight, _) = choose_move_weight(&fit, &run_fit, TREE_DEPTH, MOVE_WEIGHT)?;
+        let (weight, _) = choose_move_weight(
+            &fit,
+            &run_fit,
+            TREE_DEPTH,
+            MOVE_WEIGHT,
+            TreeInputs::default(),
+        )?;
         fit.extend(run_fit);
         held_out.extend(run_held_out);
         let tree = if fit.is_empty() {
             None
         } else {
-            Some(distill(&fit, &held_out, TREE_DEPTH, weight)?)
+            Some(distill(
+                &fit,
+                &held_out,
+                TREE_DEPTH,
+                weight,
+                TreeInputs::default(),
+            )?)
         };
         let rows: Vec<[f32; FEATURES]> = decisions
             .iter()

@@ -37,6 +37,8 @@ pub struct DistilledTree {
     pub max_depth: usize,
     /// Weight of a decision that changes its stage, against 1 for a keep, when fitting.
     pub move_weight: f32,
+    /// What it splits on.
+    pub inputs: TreeInputs,
     /// Depth reached.
     pub depth: usize,
     /// Leaves.
@@ -73,13 +75,34 @@ pub const DERIVED_FEATURES: usize = 3;
 /// Features a tree splits on: the policy's row, then the derived ones.
 pub const TREE_FEATURES: usize = FEATURES + DERIVED_FEATURES;
 
-/// The name of every feature a tree splits on, in [`tree_row`] order.
-pub fn tree_feature_names() -> Vec<&'static str> {
-    FEATURE_NAMES
-        .iter()
-        .chain(DERIVED_FEATURE_NAMES.iter())
-        .copied()
-        .collect()
+/// What a tree may split on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub enum TreeInputs {
+    /// The policy's feature row and [`DERIVED_FEATURE_NAMES`] (the default).
+    #[default]
+    WithDerived,
+    /// The policy's feature row alone.
+    PolicyRow,
+}
+
+impl TreeInputs {
+    /// How many features a tree with these inputs splits on.
+    pub fn width(self) -> usize {
+        match self {
+            TreeInputs::WithDerived => TREE_FEATURES,
+            TreeInputs::PolicyRow => FEATURES,
+        }
+    }
+
+    /// The name of every feature, in [`tree_row`] order.
+    pub fn names(self) -> Vec<&'static str> {
+        FEATURE_NAMES
+            .iter()
+            .chain(DERIVED_FEATURE_NAMES.iter())
+            .take(self.width())
+            .copied()
+            .collect()
+    }
 }
 
 /// What the tree reads of `d`: its feature row, then [`DERIVED_FEATURE_NAMES`].
@@ -100,23 +123,25 @@ pub fn tree_row(d: &StageDecision) -> [f64; TREE_FEATURES] {
     out
 }
 
-fn matrix(decisions: &[StageDecision]) -> Array2<f64> {
-    let mut x = Array2::zeros((decisions.len(), TREE_FEATURES));
+fn matrix(decisions: &[StageDecision], inputs: TreeInputs) -> Array2<f64> {
+    let mut x = Array2::zeros((decisions.len(), inputs.width()));
     for (i, d) in decisions.iter().enumerate() {
-        for (f, v) in tree_row(d).iter().enumerate() {
+        for (f, v) in tree_row(d).iter().take(inputs.width()).enumerate() {
             x[[i, f]] = *v;
         }
     }
     x
 }
 
-/// Fits a tree of depth at most `max_depth` to the policy's moves in `train` (moves weighted
-/// by `move_weight`: they are rare and they are what matters) and measures it on `held_out`.
+/// Fits a tree of depth at most `max_depth` on `inputs` to the policy's moves in `train` (moves
+/// weighted by `move_weight`: they are rare and they are what matters) and measures it on
+/// `held_out`.
 pub fn distill(
     train: &[StageDecision],
     held_out: &[StageDecision],
     max_depth: usize,
     move_weight: f32,
+    inputs: TreeInputs,
 ) -> Result<DistilledTree, ExplainError> {
     if train.is_empty() {
         return Err(ExplainError::Tree("no decisions to fit".into()));
@@ -126,15 +151,15 @@ pub fn distill(
         .iter()
         .map(|&l| if l == 0 { 1.0 } else { move_weight })
         .collect();
-    let data = Dataset::new(matrix(train), labels)
+    let data = Dataset::new(matrix(train, inputs), labels)
         .with_weights(weights)
-        .with_feature_names(tree_feature_names());
+        .with_feature_names(inputs.names());
     let tree = DecisionTree::params()
         .max_depth(Some(max_depth))
         .min_weight_leaf(2.0)
         .fit(&data)
         .map_err(|e| ExplainError::Tree(e.to_string()))?;
-    let predicted = tree.predict(&matrix(held_out));
+    let predicted = tree.predict(&matrix(held_out, inputs));
     let (mut hits, mut moves, mut move_hits) = (0usize, 0usize, 0usize);
     let mut confusion = [[0; PARALLELISM_ACTIONS]; PARALLELISM_ACTIONS];
     for (d, p) in held_out.iter().zip(predicted.iter()) {
@@ -150,10 +175,11 @@ pub fn distill(
         }
     }
     let mut rules = Vec::new();
-    write_rules(tree.root_node(), 0, &mut rules);
+    write_rules(tree.root_node(), 0, &inputs.names(), &mut rules);
     Ok(DistilledTree {
         max_depth,
         move_weight,
+        inputs,
         depth: tree.max_depth(),
         leaves: tree.num_leaves(),
         trained_on: train.len(),
@@ -190,6 +216,7 @@ pub fn choose_move_weight(
     validation: &[StageDecision],
     max_depth: usize,
     fallback: f32,
+    inputs: TreeInputs,
 ) -> Result<(f32, Vec<WeightTrial>), ExplainError> {
     if train.is_empty() || validation.is_empty() {
         return Ok((fallback, Vec::new()));
@@ -197,7 +224,7 @@ pub fn choose_move_weight(
     let mut best = (fallback, f64::NEG_INFINITY);
     let mut trials = Vec::with_capacity(MOVE_WEIGHTS.len());
     for weight in MOVE_WEIGHTS {
-        let tree = distill(train, validation, max_depth, weight)?;
+        let tree = distill(train, validation, max_depth, weight, inputs)?;
         trials.push(WeightTrial {
             move_weight: weight,
             fidelity: tree.fidelity,
@@ -232,24 +259,24 @@ impl DistilledTree {
     /// The tree's move for a decision.
     pub fn predict(&self, d: &StageDecision) -> usize {
         let row = tree_row(d);
-        let x = Array2::from_shape_fn((1, TREE_FEATURES), |(_, f)| row[f]);
+        let x = Array2::from_shape_fn((1, self.inputs.width()), |(_, f)| row[f]);
         self.tree.predict(&x)[0]
     }
 }
 
-fn write_rules(node: &TreeNode<f64, usize>, depth: usize, out: &mut Vec<String>) {
+fn write_rules(node: &TreeNode<f64, usize>, depth: usize, names: &[&str], out: &mut Vec<String>) {
     let pad = "  ".repeat(depth);
     if let Some(label) = node.prediction() {
         out.push(format!("{pad}→ {}", effect_label(label)));
         return;
     }
     let (feature, split, _) = node.split();
-    let name = tree_feature_names().get(feature).copied().unwrap_or("?");
+    let name = names.get(feature).copied().unwrap_or("?");
     let children = node.children();
     for (side, child) in ["<", "≥"].iter().zip(children) {
         if let Some(child) = child {
             out.push(format!("{pad}if {name} {side} {split:.3}:"));
-            write_rules(child, depth + 1, out);
+            write_rules(child, depth + 1, names, out);
         }
     }
 }
@@ -295,22 +322,23 @@ mod tests {
         assert!(fit.iter().any(|d| effective_move(d) == 3));
         // One split cannot isolate the moves (four in ten past the best split are moves):
         // unweighted, the keeps win every leaf, and the tree is 98 % faithful overall.
-        let plain = distill(&fit, &held_out, 1, 1.0).unwrap();
+        let plain = distill(&fit, &held_out, 1, 1.0, TreeInputs::default()).unwrap();
         assert_eq!(plain.fidelity_on_moves, 0.0);
-        let (weight, trials) = choose_move_weight(&fit, &validation, 1, 6.0).unwrap();
+        let (weight, trials) =
+            choose_move_weight(&fit, &validation, 1, 6.0, TreeInputs::default()).unwrap();
         assert_eq!(trials.len(), MOVE_WEIGHTS.len());
         assert_eq!(
             trials[0].fidelity_on_moves, 0.0,
             "unweighted, no move is found"
         );
         assert!(weight > 1.0 && MOVE_WEIGHTS.contains(&weight));
-        let weighted = distill(&fit, &held_out, 1, weight).unwrap();
+        let weighted = distill(&fit, &held_out, 1, weight, TreeInputs::default()).unwrap();
         assert_eq!(weighted.move_weight, weight);
         // Weighted, the split's far side is a raise: every move found, still ≥ 95 % overall.
         assert!(weighted.fidelity_on_moves > 0.9, "{weighted:?}");
         assert!(weighted.fidelity > FIDELITY_GOAL, "{weighted:?}");
         // Deep enough, the tree is exact whatever the weight, and says which features matter.
-        let deep = distill(&fit, &held_out, 3, weight).unwrap();
+        let deep = distill(&fit, &held_out, 3, weight, TreeInputs::default()).unwrap();
         assert!(
             deep.fidelity > 0.99 && deep.fidelity_on_moves > 0.95,
             "{deep:?}"
@@ -318,9 +346,73 @@ mod tests {
         assert!(deep.rules.iter().any(|r| r.contains(FEATURE_NAMES[0])));
     }
 
+    /// Decisions of a policy that raises past DS2 (ds2+1) when DS2's rounded suggestion leaves
+    /// under 0.3 of a worker of headroom, and keeps otherwise, on stages of 1–8 workers whose
+    /// maximum is 8, 16 or 32: in the policy's row that headroom is spread over fractions of
+    /// the maximum.
+    fn headroom_decisions(n: usize, seed: u64) -> Vec<StageDecision> {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        (0..n)
+            .map(|i| {
+                let p = rng.random_range(1..=8usize);
+                let max = [8.0, 16.0, 32.0][rng.random_range(0..3usize)];
+                // DS2 wants between p and p + 1 workers: its suggestion is p + 1.
+                let raw = p as f64 + rng.random_range(0.01..0.99);
+                let suggested = raw.ceil() as usize;
+                let mut row = [0.0; FEATURES];
+                row[0] = (p as f64 / max) as f32;
+                row[9] = (raw / max) as f32;
+                row[10] = ((suggested - p) as f64 / max) as f32;
+                let mut d = StageDecision::example("s", row);
+                d.epoch = i as u64;
+                d.from = p;
+                d.ds2 = Some(suggested);
+                d.probabilities = if suggested as f64 - raw < 0.3 {
+                    [0.05, 0.0, 0.1, 0.85, 0.0]
+                } else {
+                    [0.85, 0.0, 0.1, 0.05, 0.0]
+                };
+                d
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_headroom_in_workers_lets_a_stump_follow_a_policy_the_fractions_hide() {
+        let (fit, held_out) = (headroom_decisions(4000, 5), headroom_decisions(2000, 6));
+        let moves = held_out.iter().filter(|d| effective_move(d) == 3).count();
+        assert!(moves > 400 && moves < 800, "{moves} moves");
+        let derived = distill(&fit, &held_out, 1, 2.0, TreeInputs::WithDerived).unwrap();
+        assert!(
+            derived.fidelity > 0.99 && derived.fidelity_on_moves > 0.98,
+            "{derived:?}"
+        );
+        assert!(
+            derived.rules[0].contains(DERIVED_FEATURE_NAMES[1]),
+            "{:?}",
+            derived.rules
+        );
+        // The confusion matrix holds every held-out decision; its diagonal, the hits.
+        let total: usize = derived.confusion.iter().flatten().sum();
+        let hits: usize = (0..PARALLELISM_ACTIONS)
+            .map(|k| derived.confusion[k][k])
+            .sum();
+        assert_eq!(total, held_out.len());
+        assert_eq!(hits, (derived.fidelity * total as f64).round() as usize);
+        // On the policy's row alone, twice as deep, the same rule is out of reach.
+        let row_only = distill(&fit, &held_out, 2, 2.0, TreeInputs::PolicyRow).unwrap();
+        assert!(row_only.fidelity < 0.9, "{row_only:?}");
+        assert!(row_only.rules.iter().all(|r| !r.contains("headroom")));
+        // `predict` is the tree that was measured: it puts each decision in a counted cell.
+        for d in held_out.iter().take(50) {
+            assert!(derived.confusion[effective_move(d)][derived.predict(d)] > 0);
+        }
+    }
+
     #[test]
     fn without_a_validation_set_the_fallback_weight_is_kept() {
-        let (weight, trials) = choose_move_weight(&decisions(50, 4), &[], 5, 6.0).unwrap();
+        let (weight, trials) =
+            choose_move_weight(&decisions(50, 4), &[], 5, 6.0, TreeInputs::default()).unwrap();
         assert_eq!(weight, 6.0);
         assert!(trials.is_empty());
     }

@@ -151,9 +151,10 @@ pub fn distill(
         .iter()
         .map(|&l| if l == 0 { 1.0 } else { move_weight })
         .collect();
+    let names = inputs.names();
     let data = Dataset::new(matrix(train, inputs), labels)
         .with_weights(weights)
-        .with_feature_names(inputs.names());
+        .with_feature_names(names.clone());
     let tree = DecisionTree::params()
         .max_depth(Some(max_depth))
         .min_weight_leaf(2.0)
@@ -175,7 +176,7 @@ pub fn distill(
         }
     }
     let mut rules = Vec::new();
-    write_rules(tree.root_node(), 0, &inputs.names(), &mut rules);
+    write_rules(tree.root_node(), 0, &names, &mut rules);
     Ok(DistilledTree {
         max_depth,
         move_weight,
@@ -258,9 +259,8 @@ pub struct WeightTrial {
 impl DistilledTree {
     /// The tree's move for a decision.
     pub fn predict(&self, d: &StageDecision) -> usize {
-        let row = tree_row(d);
-        let x = Array2::from_shape_fn((1, self.inputs.width()), |(_, f)| row[f]);
-        self.tree.predict(&x)[0]
+        self.tree
+            .predict(&matrix(std::slice::from_ref(d), self.inputs))[0]
     }
 }
 
@@ -292,6 +292,18 @@ mod tests {
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
 
+    /// Epoch `epoch`'s decision on `row`: the policy raises (ds2+1) when `raise`, else keeps.
+    fn raise_or_keep(epoch: usize, row: [f32; FEATURES], raise: bool) -> StageDecision {
+        let mut d = StageDecision::example("s", row);
+        d.epoch = epoch as u64;
+        d.probabilities = if raise {
+            [0.025, 0.025, 0.05, 0.85, 0.05]
+        } else {
+            [0.85, 0.025, 0.05, 0.05, 0.025]
+        };
+        d
+    }
+
     /// Decisions of a policy that raises (ds2+1) only when features 0 and 1 are both high — one
     /// decision in fifty — and keeps otherwise; feature 2 is noise.
     fn decisions(n: usize, seed: u64) -> Vec<StageDecision> {
@@ -302,15 +314,7 @@ mod tests {
                 for v in row.iter_mut().take(3) {
                     *v = rng.random::<f32>();
                 }
-                let raise = row[0] > 0.95 && row[1] > 0.6;
-                let mut d = StageDecision::example("s", row);
-                d.epoch = i as u64;
-                d.probabilities = if raise {
-                    [0.025, 0.025, 0.05, 0.85, 0.05]
-                } else {
-                    [0.85, 0.025, 0.05, 0.05, 0.025]
-                };
-                d
+                raise_or_keep(i, row, row[0] > 0.95 && row[1] > 0.6)
             })
             .collect()
     }
@@ -363,15 +367,9 @@ mod tests {
                 row[0] = (p as f64 / max) as f32;
                 row[9] = (raw / max) as f32;
                 row[10] = ((suggested - p) as f64 / max) as f32;
-                let mut d = StageDecision::example("s", row);
-                d.epoch = i as u64;
+                let mut d = raise_or_keep(i, row, suggested as f64 - raw < 0.3);
                 d.from = p;
                 d.ds2 = Some(suggested);
-                d.probabilities = if suggested as f64 - raw < 0.3 {
-                    [0.05, 0.0, 0.1, 0.85, 0.0]
-                } else {
-                    [0.85, 0.0, 0.1, 0.05, 0.0]
-                };
                 d
             })
             .collect()

@@ -61,6 +61,11 @@ pub struct Args {
     /// different epochs.
     #[arg(long, default_value_t = PpoConfig::default().rate_shift)]
     rate_shift: f64,
+    /// Share of training runs (PPO rollouts and lookahead runs) whose source asks for a random
+    /// rate profile (a constant, step, sine or burst over the range of rates the spec's own
+    /// profile spans) instead of the spec's, so each pipeline meets every shape of load.
+    #[arg(long, default_value_t = PpoConfig::default().profile_swap)]
+    profile_swap: f64,
     /// Per-stage credit: each stage's moves are judged by their own probability ratio and an
     /// advantage over the epoch's pipeline-wide terms plus only that stage's thread and change
     /// cost, instead of all stages sharing the pipeline's.
@@ -85,6 +90,11 @@ pub struct Args {
     /// holds the configuration while the pipeline keeps up and meets the SLO.
     #[arg(long)]
     lookahead_hold: bool,
+    /// From the second lookahead round on, finish each fork with the network being improved
+    /// instead of tuned DS2 (approximate policy iteration): putting a change off is valued by
+    /// what the network itself would do next, not by DS2 making the change for it.
+    #[arg(long)]
+    lookahead_policy_finish: bool,
     /// Also write every transition as a bincode experience log.
     #[arg(long)]
     experience: Option<PathBuf>,
@@ -136,7 +146,9 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         lookahead_margin: args.lookahead_margin,
         lookahead_keep_margin: args.lookahead_keep_margin,
         lookahead_hold: args.lookahead_hold,
+        lookahead_policy_finish: args.lookahead_policy_finish,
         rate_shift: args.rate_shift,
+        profile_swap: args.profile_swap,
         ..PpoConfig::default()
     };
     let bar = ProgressBar::new((cfg.lookahead_rounds + cfg.iterations) as u64);

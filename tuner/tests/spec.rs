@@ -53,8 +53,10 @@ fn an_unknown_field_is_named_with_its_table() {
 #[test]
 fn a_missing_field_is_named() {
     let e = error(&GOOD.replace("latency_slo_ms = 100\n", ""));
-    assert!(e.field.ends_with("latency_slo_ms"), "{e}");
+    assert_eq!(e.field, "objective.latency_slo_ms", "{e}");
     assert!(e.reason.contains("missing field"), "{e}");
+    let e = error(&GOOD.replace("name = \"enrich\"\n", ""));
+    assert_eq!(e.field, "stage[1].name", "{e}");
     let e = error(&GOOD.replace("duration_s = 30\n", ""));
     assert_eq!(e.field, "duration_s", "{e}");
 }

@@ -317,6 +317,53 @@ impl Agent {
         }
     }
 
+    /// A copy of this agent that has seen `snapshot` and applied `applied` at it (whatever
+    /// this agent would have chosen): its history, cooldown and rollback state carry on from
+    /// there. Lookahead finishes a fork of a simulated run with it. No learner, no traces.
+    pub(crate) fn fork_applying(
+        &self,
+        snapshot: &MetricsSnapshot,
+        cx: &TuneContext,
+        applied: &JobConfig,
+    ) -> Agent {
+        let mut fork = Agent {
+            policy: self.policy.clone(),
+            history: self.history.clone(),
+            guard: self.guard.clone(),
+            state: self.state.clone(),
+            controls: self.controls.clone(),
+            checkpoint: self.checkpoint.clone(),
+            learner: None,
+            traces: None,
+            pending: None,
+            trace_stages: None,
+        };
+        let changed = fork
+            .history
+            .previous_config
+            .as_ref()
+            .is_some_and(|c| *c != snapshot.config);
+        let absorbed = 1.0 - 2.0 * cx.objective.score(snapshot, changed).shortfall;
+        let bounds = effective_bounds(&cx.bounds, &fork.guard, &fork.controls);
+        let local = TuneContext {
+            objective: cx.objective.clone(),
+            bounds,
+        };
+        let obs = observe(snapshot, &local, &fork.history);
+        fork.history.update_with(snapshot, &obs);
+        // The fork's move is given; the check advances the cooldown, and the move counts as
+        // a rollback when it is the one the guard called for.
+        let rollback = matches!(
+            fork.state.check(&fork.guard, absorbed),
+            Verdict::Rollback(c) if clamp(&snapshot.config, &c, &local.bounds).config == *applied
+        );
+        if *applied != snapshot.config {
+            fork.state
+                .changed(snapshot.config.clone(), absorbed, rollback);
+        }
+        fork
+    }
+
     /// Learns online: samples moves instead of taking the most probable, and keeps every
     /// decision for [`Agent::take_experience`].
     pub fn learning(mut self, seed: u64) -> Agent {

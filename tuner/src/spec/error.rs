@@ -34,7 +34,8 @@ impl SpecError {
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
         let line = &text[line_start..line_end];
-        let table = table_at(before);
+        // A missing field's span starts at its table's header line, so that line counts.
+        let table = table_at(&text[..line_end]);
         let quoted = message.split('`').nth(1).map(str::to_owned);
         let key = if message.starts_with("unknown field") || message.starts_with("missing field") {
             quoted

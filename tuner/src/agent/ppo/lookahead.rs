@@ -11,7 +11,7 @@
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
-use rheo_engine::JobConfig;
+use rheo_engine::{JobConfig, MetricsSnapshot};
 
 use crate::action::clamp;
 use crate::agent::actions::{StageAction, masks, outcomes};
@@ -83,6 +83,14 @@ fn labelled_run(
     if cfg.rate_shift > 0.0 && rng.random_bool(cfg.rate_shift.min(1.0)) {
         env = env.with_rate_shift(rng.random_range(0.0..=w.workload.duration_s / 2.0));
     }
+    if cfg.profile_swap > 0.0 && rng.random_bool(cfg.profile_swap.min(1.0)) {
+        let duration_s = w.workload.duration_s;
+        env = env.with_rate_profile(random_profile(
+            &w.workload.source.rate,
+            duration_s,
+            &mut rng,
+        ));
+    }
     // DS2 as the base policy: it decides on every epoch, so its warm-up and activation state
     // is that of a DS2 that had been deciding all along (under the network, as if its own
     // moves had been made), and it finishes every forked run.
@@ -114,8 +122,9 @@ fn labelled_run(
             env: &env,
             base: &base,
             cx: &cx,
-            current: &snapshot.config,
+            current: &snapshot,
             hold: cfg.lookahead_hold,
+            finisher: agent.as_ref().filter(|_| cfg.lookahead_policy_finish),
         };
         let q_base = forks.value(&ds2)?;
         let mut t = Transition::awaiting_labels(obs.rows.iter().map(|r| stats.normalise(r)));
@@ -205,20 +214,26 @@ fn name_move(
         .unwrap_or(0)
 }
 
-/// Forks of a run at one epoch, each finished by the base policy.
+/// Forks of a run at one epoch, each finished by the base policy (or by the network).
 struct Forks<'a> {
     env: &'a SimEnv,
     base: &'a Ds2,
     cx: &'a TuneContext,
-    current: &'a JobConfig,
+    /// The epoch the run forks at.
+    current: &'a MetricsSnapshot,
     /// Also finish each fork with DS2 holding while targets are met; keep the better finish.
     hold: bool,
+    /// Finish each fork with this agent (as it was before the epoch) instead of DS2.
+    finisher: Option<&'a Agent>,
 }
 
 impl Forks<'_> {
     /// The sum of the rewards of the epochs to come if `proposed` is applied now and the base
     /// policy decides from then on (the better of its two finishes with `hold`).
     fn value(&self, proposed: &JobConfig) -> Result<f64, EnvError> {
+        if let Some(agent) = self.finisher {
+            return Ok(total_reward(&self.finish_with(agent, proposed)?));
+        }
         let ds2 = total_reward(&self.finish(proposed, false)?);
         if !self.hold {
             return Ok(ds2);
@@ -231,8 +246,8 @@ impl Forks<'_> {
     fn finish(&self, proposed: &JobConfig, hold: bool) -> Result<Vec<EpochScore>, EnvError> {
         let mut env = self.env.clone();
         let mut ds2 = self.base.clone();
-        let mut previous = self.current.clone();
-        env.apply(&clamp(self.current, proposed, &self.cx.bounds).config)?;
+        let mut previous = self.current.config.clone();
+        env.apply(&clamp(&self.current.config, proposed, &self.cx.bounds).config)?;
         let mut epochs = Vec::new();
         while let Some(snapshot) = env.observe()? {
             let changed = previous != snapshot.config;
@@ -246,6 +261,29 @@ impl Forks<'_> {
                 env.apply(&decision)?;
             }
             epochs.push(score);
+        }
+        Ok(epochs)
+    }
+}
+
+impl Forks<'_> {
+    /// One finish of the fork by `agent`, which takes over as if it had applied `proposed`.
+    fn finish_with(
+        &self,
+        agent: &Agent,
+        proposed: &JobConfig,
+    ) -> Result<Vec<EpochScore>, EnvError> {
+        let mut env = self.env.clone();
+        let applied = clamp(&self.current.config, proposed, &self.cx.bounds).config;
+        let mut agent = agent.fork_applying(self.current, self.cx, &applied);
+        let mut previous = self.current.config.clone();
+        env.apply(&applied)?;
+        let mut epochs = Vec::new();
+        while let Some(snapshot) = env.observe()? {
+            let changed = previous != snapshot.config;
+            epochs.push(self.cx.objective.score(&snapshot, changed));
+            previous = snapshot.config.clone();
+            env.apply(&agent.decide(&snapshot, self.cx).config)?;
         }
         Ok(epochs)
     }
@@ -298,8 +336,9 @@ mod tests {
                 env: &env,
                 base: &ds2,
                 cx: &cx,
-                current: &snapshot.config,
+                current: &snapshot,
                 hold,
+                finisher: None,
             };
             at(&snapshot, &forks, &next);
             env.apply(&next).unwrap();
@@ -329,6 +368,64 @@ mod tests {
                 "epoch {t}: fork {value}, run {rest}"
             );
         }
+    }
+
+    #[test]
+    fn a_fork_finished_by_the_agent_that_takes_its_move_scores_what_its_own_run_scores() {
+        // The agent taken over at each epoch (history, cooldown and rollback state carried
+        // on) continues exactly as the agent does on its own run: a fork's value under
+        // approximate policy iteration is the network's own return from there.
+        let w = wait_step();
+        let cx = context(&w.workload);
+        // An untrained network moves often, so cooldowns hold real moves back.
+        let policy = Policy::untrained();
+        let mut cooldowns = 0;
+        for start in 0..4 {
+            let from = random_start(&w.workload, &cx.bounds, &mut SmallRng::seed_from_u64(start));
+            let mut env = SimEnv::new(&w.workload, w.params.clone(), start).starting_from(from);
+            // A cooldown long enough to hold back moves the policy wants to make.
+            let guard = GuardConfig {
+                cooldown_epochs: 3,
+                ..GuardConfig::training()
+            };
+            let new_agent = || Agent::new(policy.clone(), guard.clone(), Controls::default(), "t");
+            // Two agents in lockstep: one acts; its twin, as it was before each epoch,
+            // finishes the fork there (lookahead hands over the behaviour agent before it
+            // decides).
+            let (mut agent, mut twin) = (new_agent(), new_agent());
+            let ds2 = Ds2::new(w.ds2);
+            let mut previous: Option<JobConfig> = None;
+            let (mut rewards, mut forked) = (Vec::new(), Vec::new());
+            while let Some(snapshot) = env.observe().unwrap() {
+                let changed = previous.as_ref().is_some_and(|p| *p != snapshot.config);
+                rewards.push(cx.objective.score(&snapshot, changed).reward);
+                previous = Some(snapshot.config.clone());
+                let decision = agent.decide(&snapshot, &cx);
+                cooldowns += usize::from(decision.reason.starts_with("cooldown"));
+                let forks = Forks {
+                    env: &env,
+                    base: &ds2,
+                    cx: &cx,
+                    current: &snapshot,
+                    hold: false,
+                    finisher: Some(&twin),
+                };
+                forked.push(forks.value(&decision.config).unwrap());
+                assert_eq!(twin.decide(&snapshot, &cx).config, decision.config);
+                env.apply(&decision.config).unwrap();
+            }
+            for (t, value) in forked.iter().enumerate() {
+                let rest: f64 = rewards[t + 1..].iter().sum();
+                assert!(
+                    (value - rest).abs() < 1e-9,
+                    "start {start}, epoch {t}: fork {value}, run {rest}"
+                );
+            }
+        }
+        assert!(
+            cooldowns > 0,
+            "a cooldown held a move back somewhere, so the hand-over carried it"
+        );
     }
 
     #[test]

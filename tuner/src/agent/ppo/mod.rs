@@ -33,7 +33,7 @@ use crate::tuners::{Ds2, Ds2Knobs};
 
 pub use demos::demonstrations;
 use rollout::{Episode, rollout};
-pub use rollout::{feature_stats, randomised};
+pub use rollout::{feature_stats, random_profile, randomised};
 pub use selection::{Candidate, SelectionRow};
 use update::update;
 pub use update::{advantages, fine_tune};
@@ -86,6 +86,12 @@ pub struct PpoConfig {
     /// does not always come at the same epoch and the policy cannot anticipate it by counting
     /// epochs (0: off).
     pub rate_shift: f64,
+    /// Share of training runs (PPO rollouts and lookahead runs) whose source asks for a random
+    /// rate profile instead of the spec's: a constant, step, sine or burst over the range of
+    /// rates the spec's profile spans (`random_profile`), so that each training pipeline meets
+    /// every shape of load and the policy learns to read the rate rather than the workload
+    /// (0: off).
+    pub profile_swap: f64,
     /// Training reward shaping: a run whose objective ends below tuned DS2's on the same
     /// simulated run (same constants, seed and start) loses this many times the gap on every
     /// decision (0: off). The scoreboard's objective is unchanged; this only teaches the policy
@@ -115,6 +121,13 @@ pub struct PpoConfig {
     /// not). Without it, a move DS2 would undo (a stage left one worker below DS2's
     /// over-provisioned target, a change DS2 would make again later) is judged as undone.
     pub lookahead_hold: bool,
+    /// From the second round on, finish each fork with the network being improved (through
+    /// the same guardrails) instead of tuned DS2: approximate policy iteration. With DS2
+    /// finishing, putting a change off always looks cheap (DS2 makes it next epoch), so where
+    /// the network cannot tell the epochs before a burst apart it learns to put it off for
+    /// good; finished by the network, putting off is valued by what the network itself does
+    /// next. `lookahead_hold` does not apply to these finishes.
+    pub lookahead_policy_finish: bool,
 }
 
 impl Default for PpoConfig {
@@ -139,6 +152,7 @@ impl Default for PpoConfig {
             select_every: 10,
             random_start: 0.5,
             rate_shift: 0.0,
+            profile_swap: 0.0,
             ds2_margin: 0.0,
             stage_credit: false,
             lookahead_rounds: 0,
@@ -146,6 +160,7 @@ impl Default for PpoConfig {
             lookahead_margin: 0.05,
             lookahead_keep_margin: 0.0,
             lookahead_hold: false,
+            lookahead_policy_finish: false,
         }
     }
 }
@@ -417,11 +432,17 @@ pub fn train(
                 } else {
                     0.0
                 };
+                let profile = (cfg.profile_swap > 0.0
+                    && rng.random_bool(cfg.profile_swap.min(1.0)))
+                .then(|| random_profile(&w.workload.source.rate, w.workload.duration_s, &mut rng));
                 // Tuned DS2 on the very same run (workload, constants, seed, start): the bar
                 // this run's return is held to when `ds2_margin` is on.
                 let ds2_objective = if cfg.ds2_margin > 0.0 {
                     let mut ds2_env =
                         SimEnv::new(&w.workload, params.clone(), seed).with_rate_shift(shift);
+                    if let Some(profile) = &profile {
+                        ds2_env = ds2_env.with_rate_profile(profile.clone());
+                    }
                     if let Some(start) = &start {
                         ds2_env = ds2_env.starting_from(start.clone());
                     }
@@ -431,6 +452,9 @@ pub fn train(
                     None
                 };
                 let mut env = SimEnv::new(&w.workload, params, seed).with_rate_shift(shift);
+                if let Some(profile) = profile {
+                    env = env.with_rate_profile(profile);
+                }
                 if let Some(start) = start {
                     env = env.starting_from(start);
                 }

@@ -4,6 +4,7 @@ use burn::tensor::Device;
 use rand::Rng;
 use rand::rngs::SmallRng;
 use rayon::prelude::*;
+use rheo_engine::source::RateProfile;
 use rheo_engine::{JobConfig, MetricsSnapshot};
 
 use crate::action::clamp;
@@ -29,6 +30,52 @@ pub fn randomised(params: &SimParams, width: f64, rng: &mut SmallRng) -> SimPara
     }
     p.noise *= rng.random_range(0.5..1.5);
     p
+}
+
+/// A random rate profile in place of `profile` for a run of `duration_s` seconds: a constant,
+/// a step, a sine or a burst (one kind each with equal chance) spanning the rates `profile`
+/// asks for over the run, widened to ±30 % of their mean where they span less. Training draws
+/// one for a share of its runs so that each pipeline meets every shape of load, not only the
+/// one its spec was written with.
+pub fn random_profile(profile: &RateProfile, duration_s: f64, rng: &mut SmallRng) -> RateProfile {
+    let samples: Vec<f64> = (0..200)
+        .map(|i| profile.rate_at(duration_s * (i as f64 + 0.5) / 200.0))
+        .collect();
+    let mean = samples.iter().sum::<f64>() / samples.len() as f64;
+    let mut lo = samples.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut hi = samples.iter().copied().fold(0.0, f64::max);
+    if hi - lo < 0.6 * mean {
+        (lo, hi) = (lo.min(0.7 * mean), hi.max(1.3 * mean));
+    }
+    let duration_s = duration_s.max(1.0);
+    match rng.random_range(0..4) {
+        0 => RateProfile::Constant {
+            value: rng.random_range(lo..=hi),
+        },
+        1 => RateProfile::Step {
+            values: (0..rng.random_range(2..=3))
+                .map(|_| rng.random_range(lo..=hi))
+                .collect(),
+            period_s: rng.random_range(duration_s / 4.0..=duration_s / 2.0),
+        },
+        2 => {
+            let base = (lo + hi) / 2.0;
+            RateProfile::Sine {
+                base,
+                amplitude: (hi - lo) / 2.0 * rng.random_range(0.5..=1.0),
+                period_s: rng.random_range(duration_s / 4.0..=duration_s),
+            }
+        }
+        _ => {
+            let every_s = rng.random_range(duration_s / 4.0..=duration_s / 2.0);
+            RateProfile::Burst {
+                base: rng.random_range(lo..=(lo + hi) / 2.0),
+                peak: hi,
+                every_s,
+                length_s: every_s * rng.random_range(0.1..=0.4),
+            }
+        }
+    }
 }
 
 /// One simulated run in progress.
@@ -161,5 +208,84 @@ pub(super) fn rollout(
             e.stage_names.clone_from(&obs.stages);
             e.steps.push(t);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    fn rates(p: &RateProfile, duration_s: f64) -> Vec<f64> {
+        (0..400)
+            .map(|i| p.rate_at(duration_s * i as f64 / 400.0))
+            .collect()
+    }
+
+    #[test]
+    fn a_random_profile_is_valid_stays_in_the_specs_range_and_takes_every_shape() {
+        let specs = [
+            RateProfile::Constant { value: 4000.0 },
+            RateProfile::Step {
+                values: vec![1000.0, 3000.0],
+                period_s: 10.0,
+            },
+            RateProfile::Burst {
+                base: 2000.0,
+                peak: 6000.0,
+                every_s: 8.0,
+                length_s: 2.0,
+            },
+        ];
+        let mut rng = SmallRng::seed_from_u64(5);
+        for spec in &specs {
+            let own = rates(spec, 20.0);
+            let mean = own.iter().sum::<f64>() / own.len() as f64;
+            let lo = own
+                .iter()
+                .copied()
+                .fold(f64::INFINITY, f64::min)
+                .min(0.7 * mean);
+            let hi = own.iter().copied().fold(0.0, f64::max).max(1.3 * mean);
+            let mut kinds = [0; 4];
+            for _ in 0..200 {
+                let p = random_profile(spec, 20.0, &mut rng);
+                assert_eq!(p.validate(), Ok(()), "{p:?}");
+                kinds[match p {
+                    RateProfile::Constant { .. } => 0,
+                    RateProfile::Step { .. } => 1,
+                    RateProfile::Sine { .. } => 2,
+                    RateProfile::Burst { .. } => 3,
+                }] += 1;
+                for r in rates(&p, 20.0) {
+                    assert!(
+                        r >= lo - 1e-6 && r <= hi + 1e-6,
+                        "{r} outside {lo}..{hi}: {p:?}"
+                    );
+                }
+            }
+            assert!(kinds.iter().all(|&k| k > 20), "{kinds:?}");
+        }
+    }
+
+    #[test]
+    fn the_simulator_asks_for_the_profile_it_is_given() {
+        let w = Workload::parse(
+            "name = \"w\"\nduration_s = 4\nepoch_s = 0.5\n[source]\n\
+             rate = { profile = \"constant\", value = 1000 }\n\
+             [[stage]]\nname = \"a\"\nwait_us = 100.0\n[objective]\nlatency_slo_ms = 100\nmax_threads = 4\n",
+            "w.toml",
+        )
+        .map_err(|e| e.to_string());
+        let w = match w {
+            Ok(w) => w,
+            Err(e) => panic!("{e}"),
+        };
+        let mut env = SimEnv::new(&w, SimParams::nominal(&w), 1)
+            .with_rate_profile(RateProfile::Constant { value: 3000.0 });
+        let snapshot = env.observe().ok().flatten();
+        let offered = snapshot.map(|s| s.sources[0].offered);
+        assert_eq!(offered, Some(1500));
     }
 }

@@ -34,6 +34,7 @@ use rheo_engine::metrics::{
     StageMetrics,
 };
 use rheo_engine::partition::Partition;
+use rheo_engine::source::RateProfile;
 use rheo_engine::{JobConfig, MetricsSnapshot};
 
 use super::{EnvError, Environment};
@@ -92,6 +93,14 @@ impl SimEnv {
     /// workload's schedule by the clock and must react to what it observes).
     pub fn with_rate_shift(mut self, shift_s: f64) -> SimEnv {
         self.rate_shift_s = shift_s.max(0.0);
+        self
+    }
+
+    /// The same run with the source asking for `profile` instead of the spec's rate profile
+    /// (training varies the shape of the load on each pipeline; the model's constants do not
+    /// depend on it).
+    pub fn with_rate_profile(mut self, profile: RateProfile) -> SimEnv {
+        self.model.workload.source.rate = profile;
         self
     }
 

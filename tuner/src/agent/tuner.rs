@@ -22,6 +22,7 @@ use super::policy::{
 use super::ppo::{StageStep, Transition};
 use super::trace::{DecisionTrace, TraceSlot};
 use crate::action::clamp;
+use crate::objective::EpochScore;
 use crate::tuners::{Decision, TuneContext, Tuner};
 
 /// A trained policy ready to act: the network and the statistics its inputs are normalised by.
@@ -289,6 +290,18 @@ struct PendingTrace {
     fallbacks: Vec<(usize, &'static str)>,
 }
 
+/// An epoch as the agent takes it in, before deciding.
+struct EpochIntake {
+    /// The epoch's score under the objective.
+    score: EpochScore,
+    /// The score without its latency and change terms (what rollback judges a change by).
+    absorbed: f64,
+    /// The context under the bounds in force now (guardrails and run-time controls).
+    local: TuneContext,
+    /// The observation the policy reads.
+    obs: Observation,
+}
+
 /// Online learning: moves are sampled (exploration) and every decision is kept as a
 /// transition, its reward filled in by the next epoch's objective.
 struct Learner {
@@ -338,18 +351,12 @@ impl Agent {
             pending: None,
             trace_stages: None,
         };
-        let changed = fork
-            .history
-            .previous_config
-            .as_ref()
-            .is_some_and(|c| *c != snapshot.config);
-        let absorbed = 1.0 - 2.0 * cx.objective.score(snapshot, changed).shortfall;
-        let bounds = effective_bounds(&cx.bounds, &fork.guard, &fork.controls);
-        let local = TuneContext {
-            objective: cx.objective.clone(),
-            bounds,
-        };
-        let obs = observe(snapshot, &local, &fork.history);
+        let EpochIntake {
+            absorbed,
+            local,
+            obs,
+            ..
+        } = fork.take_in(snapshot, cx);
         fork.history.update_with(snapshot, &obs);
         // The fork's move is given; the check advances the cooldown, and the move counts as
         // a rollback when it is the one the guard called for.
@@ -469,25 +476,40 @@ impl Tuner for Agent {
 }
 
 impl Agent {
-    fn decide_with_policy(&mut self, snapshot: &MetricsSnapshot, cx: &TuneContext) -> Decision {
-        let started = Instant::now();
+    /// What the epoch of `snapshot` tells the agent before it decides (nothing is updated).
+    fn take_in(&self, snapshot: &MetricsSnapshot, cx: &TuneContext) -> EpochIntake {
         let changed = self
             .history
             .previous_config
             .as_ref()
             .is_some_and(|c| *c != snapshot.config);
         let score = cx.objective.score(snapshot, changed);
-        let reward = score.reward;
         // What rollback judges a change by: the objective without its latency and change
         // terms. A reconfiguration's drain makes latency spike for a few epochs whether or not
         // the change was right; a change that was wrong shows as events not absorbed.
         let absorbed = 1.0 - 2.0 * score.shortfall;
-        let bounds = effective_bounds(&cx.bounds, &self.guard, &self.controls);
         let local = TuneContext {
             objective: cx.objective.clone(),
-            bounds,
+            bounds: effective_bounds(&cx.bounds, &self.guard, &self.controls),
         };
         let obs = observe(snapshot, &local, &self.history);
+        EpochIntake {
+            score,
+            absorbed,
+            local,
+            obs,
+        }
+    }
+
+    fn decide_with_policy(&mut self, snapshot: &MetricsSnapshot, cx: &TuneContext) -> Decision {
+        let started = Instant::now();
+        let EpochIntake {
+            score,
+            absorbed,
+            local,
+            obs,
+        } = self.take_in(snapshot, cx);
+        let reward = score.reward;
         if let Some(last) = self.learner.as_mut().and_then(|l| l.experience.last_mut()) {
             // Each stage's own credit, for per-stage PPO.
             last.credit_stages(

@@ -244,8 +244,39 @@ impl Forks<'_> {
     /// One finish of the fork: tuned DS2 decides every epoch; with `hold`, its decision is
     /// applied only at epochs whose snapshot falls short of the rate or the SLO.
     fn finish(&self, proposed: &JobConfig, hold: bool) -> Result<Vec<EpochScore>, EnvError> {
-        let mut env = self.env.clone();
         let mut ds2 = self.base.clone();
+        self.play_out(proposed, |snapshot, score| {
+            // DS2 decides every epoch either way, so its warm-up state stays its own.
+            let decision = ds2.decide(snapshot, self.cx).config;
+            if hold && score.meets_targets() {
+                snapshot.config.clone()
+            } else {
+                decision
+            }
+        })
+    }
+
+    /// One finish of the fork by `agent`, which takes over as if it had applied `proposed`.
+    fn finish_with(
+        &self,
+        agent: &Agent,
+        proposed: &JobConfig,
+    ) -> Result<Vec<EpochScore>, EnvError> {
+        let applied = clamp(&self.current.config, proposed, &self.cx.bounds).config;
+        let mut agent = agent.fork_applying(self.current, self.cx, &applied);
+        self.play_out(proposed, |snapshot, _| {
+            agent.decide(snapshot, self.cx).config
+        })
+    }
+
+    /// The epochs of the fork that applies `proposed` now and then, at every epoch, what
+    /// `next` makes of its snapshot and score.
+    fn play_out(
+        &self,
+        proposed: &JobConfig,
+        mut next: impl FnMut(&MetricsSnapshot, &EpochScore) -> JobConfig,
+    ) -> Result<Vec<EpochScore>, EnvError> {
+        let mut env = self.env.clone();
         let mut previous = self.current.config.clone();
         env.apply(&clamp(&self.current.config, proposed, &self.cx.bounds).config)?;
         let mut epochs = Vec::new();
@@ -253,37 +284,8 @@ impl Forks<'_> {
             let changed = previous != snapshot.config;
             let score = self.cx.objective.score(&snapshot, changed);
             previous = snapshot.config.clone();
-            // DS2 decides every epoch either way, so its warm-up state stays its own.
-            let decision = ds2.decide(&snapshot, self.cx).config;
-            if hold && score.meets_targets() {
-                env.apply(&snapshot.config)?;
-            } else {
-                env.apply(&decision)?;
-            }
+            env.apply(&next(&snapshot, &score))?;
             epochs.push(score);
-        }
-        Ok(epochs)
-    }
-}
-
-impl Forks<'_> {
-    /// One finish of the fork by `agent`, which takes over as if it had applied `proposed`.
-    fn finish_with(
-        &self,
-        agent: &Agent,
-        proposed: &JobConfig,
-    ) -> Result<Vec<EpochScore>, EnvError> {
-        let mut env = self.env.clone();
-        let applied = clamp(&self.current.config, proposed, &self.cx.bounds).config;
-        let mut agent = agent.fork_applying(self.current, self.cx, &applied);
-        let mut previous = self.current.config.clone();
-        env.apply(&applied)?;
-        let mut epochs = Vec::new();
-        while let Some(snapshot) = env.observe()? {
-            let changed = previous != snapshot.config;
-            epochs.push(self.cx.objective.score(&snapshot, changed));
-            previous = snapshot.config.clone();
-            env.apply(&agent.decide(&snapshot, self.cx).config)?;
         }
         Ok(epochs)
     }

@@ -277,11 +277,7 @@ mod tests {
              [[stage]]\nname = \"a\"\nwait_us = 100.0\n[objective]\nlatency_slo_ms = 100\nmax_threads = 4\n",
             "w.toml",
         )
-        .map_err(|e| e.to_string());
-        let w = match w {
-            Ok(w) => w,
-            Err(e) => panic!("{e}"),
-        };
+        .unwrap();
         let mut env = SimEnv::new(&w, SimParams::nominal(&w), 1)
             .with_rate_profile(RateProfile::Constant { value: 3000.0 });
         let snapshot = env.observe().ok().flatten();

@@ -8,6 +8,7 @@
 //! field into a checksum, printed, so no work can be skipped; the checksum does not depend on
 //! arrival order, so it agrees across parallelism for every query whose output does not
 //! (q4 emits running averages, whose intermediate values follow arrival order).
+//! With `--scaling` the harness measures throughput against cores instead (`scaling.rs`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -40,9 +41,16 @@ pub struct Args {
     /// Write the rows as a JSON list.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Measure how throughput scales instead: each query at each of these parallelism levels
+    /// (comma-separated, e.g. `1,2,4,8,16`), every run pinned to as many cores as its level.
+    #[arg(long, value_delimiter = ',')]
+    pub scaling: Vec<usize>,
     /// Internal: run one measurement in this process and print it as JSON.
     #[arg(long, hide = true)]
     pub child: Option<String>,
+    /// Internal: pin the measuring child to the first this many cores it may use.
+    #[arg(long, hide = true)]
+    pub pin: Option<usize>,
 }
 
 /// One query's measurement, as printed and written to JSON.
@@ -76,23 +84,26 @@ pub struct Row {
 
 /// What a child process reports.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Measured {
-    wall_s: f64,
-    cpu_s: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    peak_rss_mb: f64,
-    results: u64,
-    checksum: u64,
+pub(super) struct Measured {
+    pub(super) wall_s: f64,
+    pub(super) cpu_s: f64,
+    pub(super) p50_ms: f64,
+    pub(super) p99_ms: f64,
+    pub(super) peak_rss_mb: f64,
+    pub(super) results: u64,
+    pub(super) checksum: u64,
 }
 
-type Error = Box<dyn std::error::Error>;
+pub(super) type Error = Box<dyn std::error::Error>;
 
 /// Runs the harness (or, with `--child`, one measurement). `prefix` holds the arguments that
 /// lead to the harness in this executable (`["nexmark"]` for the CLI, none for the example),
 /// so child processes can be started the same way.
 pub fn run(prefix: &[&str], args: Args) -> Result<(), Error> {
     if let Some(what) = &args.child {
+        if let Some(cores) = args.pin {
+            super::scaling::pin_to_first_cores(cores)?;
+        }
         let measured = if what == "generator" {
             measure_generator(&args)?
         } else {
@@ -101,14 +112,10 @@ pub fn run(prefix: &[&str], args: Args) -> Result<(), Error> {
         println!("{}", serde_json::to_string(&measured)?);
         return Ok(());
     }
-    let queries: Vec<Query> = if args.query == "all" {
-        Query::ALL.to_vec()
-    } else {
-        args.query
-            .split(',')
-            .map(|q| q.trim().parse())
-            .collect::<Result<_, _>>()?
-    };
+    let queries = queries(&args)?;
+    if !args.scaling.is_empty() {
+        return super::scaling::run(prefix, &args, &queries);
+    }
     if args.parallelism == 0 {
         return Err("--parallelism: must be at least 1".into());
     }
@@ -124,7 +131,7 @@ pub fn run(prefix: &[&str], args: Args) -> Result<(), Error> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message("generator");
-    let generator = child(prefix, &args, "generator", 1)?;
+    let generator = child(prefix, &args, "generator", 1, None)?;
     let generator_rate = args.events as f64 / generator.cpu_s.max(1e-9);
     bar.inc(1);
     let mut rows = Vec::new();
@@ -133,7 +140,7 @@ pub fn run(prefix: &[&str], args: Args) -> Result<(), Error> {
         let mut by_level = Vec::new();
         for &p in &levels {
             bar.set_message(format!("{query} at parallelism {p}"));
-            by_level.push((p, child(prefix, &args, query.name(), p)?));
+            by_level.push((p, child(prefix, &args, query.name(), p, None)?));
             bar.inc(1);
         }
         let at = |p: usize| by_level.iter().find(|(q, _)| *q == p).map(|(_, m)| m);
@@ -216,12 +223,35 @@ pub fn run(prefix: &[&str], args: Args) -> Result<(), Error> {
     Ok(())
 }
 
-/// Runs one measurement in a child process of this executable; `prefix` are the arguments that
-/// lead to the harness (the subcommand, for the CLI).
-fn child(prefix: &[&str], args: &Args, what: &str, parallelism: usize) -> Result<Measured, Error> {
+/// The queries `--query` names.
+fn queries(args: &Args) -> Result<Vec<Query>, Error> {
+    Ok(if args.query == "all" {
+        Query::ALL.to_vec()
+    } else {
+        args.query
+            .split(',')
+            .map(|q| q.trim().parse())
+            .collect::<Result<_, _>>()?
+    })
+}
+
+/// Runs one measurement in a child process of this executable, pinned to the first `pin`
+/// cores when given; `prefix` are the arguments that lead to the harness (the subcommand, for
+/// the CLI).
+pub(super) fn child(
+    prefix: &[&str],
+    args: &Args,
+    what: &str,
+    parallelism: usize,
+    pin: Option<usize>,
+) -> Result<Measured, Error> {
     let exe = std::env::current_exe()?;
-    let output = Command::new(exe)
-        .args(prefix)
+    let mut command = Command::new(exe);
+    command.args(prefix);
+    if let Some(cores) = pin {
+        command.args(["--pin", &cores.to_string()]);
+    }
+    let output = command
         .args(["--query", &args.query])
         .args(["--events", &args.events.to_string()])
         .args(["--parallelism", &parallelism.to_string()])

@@ -131,7 +131,7 @@ fn a_missing_file_is_named() {
 fn every_shipped_workload_parses() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../workloads");
     let mut found = 0;
-    for dir in [root.clone(), root.join("held_out")] {
+    for dir in [root.clone(), root.join("held_out"), root.join("device")] {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
@@ -140,5 +140,5 @@ fn every_shipped_workload_parses() {
             }
         }
     }
-    assert!(found >= 10, "only {found} workloads shipped");
+    assert!(found >= 12, "only {found} workloads shipped");
 }

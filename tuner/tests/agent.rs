@@ -148,9 +148,14 @@ fn the_guard_cools_down_and_rolls_back_a_change_that_hurt() {
         rollback_drop: 0.2,
         ..GuardConfig::default()
     };
-    let before = rheo_engine::JobConfig::default();
+    let mut before = rheo_engine::JobConfig::default();
+    before
+        .set_parallelism("enrich", 4)
+        .set_capacity("parse->enrich", 64);
+    let mut lowered = before.clone();
+    lowered.set_parallelism("enrich", 2);
     let mut state = GuardState::default();
-    state.changed(before.clone(), 0.8, false);
+    state.changed(before.clone(), &lowered, 0.8, false);
     assert_eq!(
         state.check(&guard, 0.5),
         Verdict::Cooldown,
@@ -158,13 +163,28 @@ fn the_guard_cools_down_and_rolls_back_a_change_that_hurt() {
     );
     assert_eq!(state.check(&guard, 0.3), Verdict::Rollback(before.clone()));
     // After a rollback there is no second rollback of the rollback.
-    state.changed(before.clone(), 0.3, true);
+    state.changed(lowered.clone(), &before, 0.3, true);
     assert_eq!(state.check(&guard, 0.0), Verdict::Cooldown);
     assert_eq!(state.check(&guard, 0.0), Verdict::Apply);
     // A change that helped stays.
-    state.changed(before, 0.5, false);
+    state.changed(before.clone(), &lowered, 0.5, false);
     state.check(&guard, 0.4);
     assert_eq!(state.check(&guard, 0.45), Verdict::Apply);
+    // A smaller buffer takes capacity away too.
+    let mut smaller = before.clone();
+    smaller.set_capacity("parse->enrich", 16);
+    state.changed(before.clone(), &smaller, 0.8, false);
+    state.check(&guard, 0.8);
+    assert_eq!(state.check(&guard, 0.3), Verdict::Rollback(before.clone()));
+    // A change that only added capacity stays however the next epoch scores: the shortfall
+    // is load it did not cover, and going back would cost a second pause.
+    let mut raised = before.clone();
+    raised
+        .set_parallelism("enrich", 8)
+        .set_capacity("parse->enrich", 128);
+    state.changed(before, &raised, 0.8, false);
+    state.check(&guard, 0.0);
+    assert_eq!(state.check(&guard, 0.0), Verdict::Apply);
 }
 
 #[test]

@@ -17,10 +17,13 @@ use crate::action::Bounds;
 pub struct GuardConfig {
     /// Epochs after a change during which the agent does not change again.
     pub cooldown_epochs: usize,
-    /// Roll a change back when, in the first full epoch after it, the share of offered events
-    /// absorbed (as `1 − 2·shortfall`, the objective's throughput term) is this much below the
-    /// epoch before the change. Latency is left out: every reconfiguration's drain raises it
-    /// for a few epochs, right or wrong.
+    /// Roll a change that took capacity away back when, in the first full epoch after it, the
+    /// share of offered events absorbed (as `1 − 2·shortfall`, the objective's throughput
+    /// term) is this much below the epoch before the change. Latency is left out: every
+    /// reconfiguration's drain raises it for a few epochs, right or wrong. A change that only
+    /// added capacity is never rolled back: a shortfall after it comes from load it did not
+    /// cover, at that stage or another, and going back would take capacity away and pay a
+    /// second pause.
     pub rollback_drop: f64,
     /// Stages held at a fixed parallelism.
     pub pins: BTreeMap<String, usize>,
@@ -156,7 +159,8 @@ pub fn effective_bounds(bounds: &Bounds, guard: &GuardConfig, controls: &Control
 pub struct GuardState {
     /// Epochs since the agent's last change.
     pub since_change: usize,
-    /// The configuration before the last change and the objective of the epoch before it.
+    /// The configuration before the last change and the objective of the epoch before it,
+    /// kept only when the change took capacity away (the changes rollback may undo).
     pub before_change: Option<(JobConfig, f64)>,
     /// Whether the last change was a rollback.
     pub rolled_back: bool,
@@ -191,10 +195,26 @@ impl GuardState {
         Verdict::Apply
     }
 
-    /// Records that the configuration changed from `from` (whose last epoch scored `reward`).
-    pub fn changed(&mut self, from: JobConfig, reward: f64, rollback: bool) {
+    /// Records that the configuration changed from `from` (whose last epoch scored `reward`)
+    /// to `to`.
+    pub fn changed(&mut self, from: JobConfig, to: &JobConfig, reward: f64, rollback: bool) {
         self.since_change = 0;
         self.rolled_back = rollback;
-        self.before_change = (!rollback).then_some((from, reward));
+        self.before_change =
+            (!rollback && takes_capacity_away(&from, to)).then_some((from, reward));
     }
+}
+
+/// Whether going from `from` to `to` lowers some stage's parallelism or some edge's buffer.
+pub fn takes_capacity_away(from: &JobConfig, to: &JobConfig) -> bool {
+    let fewer_workers = from.stages.iter().any(|(name, s)| {
+        to.stages
+            .get(name)
+            .is_some_and(|t| t.parallelism < s.parallelism)
+    });
+    let smaller_buffer = from
+        .edges
+        .iter()
+        .any(|(name, e)| to.edges.get(name).is_some_and(|t| t.capacity < e.capacity));
+    fewer_workers || smaller_buffer
 }

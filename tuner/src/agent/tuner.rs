@@ -366,7 +366,7 @@ impl Agent {
         );
         if *applied != snapshot.config {
             fork.state
-                .changed(snapshot.config.clone(), absorbed, rollback);
+                .changed(snapshot.config.clone(), applied, absorbed, rollback);
         }
         fork
     }
@@ -667,7 +667,7 @@ impl Agent {
             return keep(format!("advisory, would apply: {reason}"), detail);
         }
         self.state
-            .changed(snapshot.config.clone(), absorbed, rollback);
+            .changed(snapshot.config.clone(), &config, absorbed, rollback);
         Decision {
             config,
             reason,

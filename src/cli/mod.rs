@@ -28,6 +28,26 @@ pub struct FallbackArgs {
     fallback_distance: f64,
 }
 
+/// The simulator's machine, shared by `rheo scoreboard` and `rheo tune`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SimArgs {
+    /// Simulator: model a machine with this many cores instead of the workload's calibration
+    /// (or, uncalibrated, this machine); on the engine backend it applies to what the simulator
+    /// plans for the engine (the oracle's schedule, DS2's candidate knobs).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    sim_cores: Option<u16>,
+}
+
+impl SimArgs {
+    /// `params` with the core count asked for, if any.
+    pub fn apply(&self, mut params: rheo::tuner::env::SimParams) -> rheo::tuner::env::SimParams {
+        if let Some(cores) = self.sim_cores {
+            params.cores = f64::from(cores);
+        }
+        params
+    }
+}
+
 impl FallbackArgs {
     /// The fallback asked for (`None`: off).
     pub fn fallback(&self) -> Option<Fallback> {

@@ -36,6 +36,9 @@ pub struct Args {
     /// Only these tuners (comma-separated: static, ds2, oracle, agent).
     #[arg(long, value_delimiter = ',')]
     tuners: Option<Vec<String>>,
+    /// The simulator's machine.
+    #[command(flatten)]
+    sim: super::SimArgs,
 }
 
 /// Runs the scoreboard and prints its table.
@@ -89,7 +92,7 @@ pub fn run_scoreboard(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut rows: Vec<Row> = Vec::new();
     for (path, workload) in &workloads {
-        let params = sim_params(path, workload)?;
+        let params = args.sim.apply(sim_params(path, workload)?);
         bar.set_message(format!("{}: tuning ds2", workload.name));
         let mut kinds = Vec::new();
         if wanted("static") {

@@ -90,6 +90,9 @@ pub struct Args {
     /// `advisory on|off`, `fixed` (hand control back to the starting configuration), `agent`.
     #[arg(long)]
     control: bool,
+    /// The simulator's machine.
+    #[command(flatten)]
+    sim: super::SimArgs,
 }
 
 fn parse_limit(s: &str) -> Result<(String, (usize, usize)), String> {
@@ -138,7 +141,7 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             return Err(format!("--backend: unknown backend `{other}` (engine or sim)").into());
         }
     };
-    let params = sim_params(&args.workload, &workload)?;
+    let params = args.sim.apply(sim_params(&args.workload, &workload)?);
     let cx = context(&workload);
     let mut agent: Option<Agent> = None;
     let mut agent_header: Option<CheckpointHeader> = None;

@@ -37,6 +37,7 @@ fn every_level_gets_a_row_with_the_same_output_and_speed_up_against_the_first() 
         let level = levels[i % levels.len()];
         assert_eq!(row["query"], if i < levels.len() { "q0" } else { "q5" });
         assert_eq!(row["parallelism"], level);
+        assert_eq!(row["cores"], level, "the child saw its pinning: {row}");
         assert_eq!(row["events"], 30000);
         assert!(row["wall_s"].as_f64().unwrap() > 0.0, "{row}");
         let first = &rows[i - i % levels.len()];

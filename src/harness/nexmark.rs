@@ -92,6 +92,9 @@ pub(super) struct Measured {
     pub(super) peak_rss_mb: f64,
     pub(super) results: u64,
     pub(super) checksum: u64,
+    /// Cores the child could run on after `--pin` (0 when it was not pinned).
+    #[serde(default)]
+    pub(super) cores: usize,
 }
 
 pub(super) type Error = Box<dyn std::error::Error>;
@@ -104,11 +107,14 @@ pub fn run(prefix: &[&str], args: Args) -> Result<(), Error> {
         if let Some(cores) = args.pin {
             super::scaling::pin_to_first_cores(cores)?;
         }
-        let measured = if what == "generator" {
+        let mut measured = if what == "generator" {
             measure_generator(&args)?
         } else {
             measure_query(what.parse()?, &args)?
         };
+        if args.pin.is_some() {
+            measured.cores = super::scaling::allowed_cores()?.len();
+        }
         println!("{}", serde_json::to_string(&measured)?);
         return Ok(());
     }
@@ -299,6 +305,7 @@ fn measure_generator(args: &Args) -> Result<Measured, Error> {
         peak_rss_mb: peak_rss_mb(),
         results: args.events,
         checksum: bytes as u64,
+        cores: 0,
     })
 }
 
@@ -333,6 +340,7 @@ fn measure_query(query: Query, args: &Args) -> Result<Measured, Error> {
         peak_rss_mb: peak_rss_mb(),
         results: checksum.records(),
         checksum: checksum.value(),
+        cores: 0,
     })
 }
 

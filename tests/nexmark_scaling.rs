@@ -1,36 +1,26 @@
 //! `rheo nexmark --scaling`: one row per query and level, each level's child pinned to that many
 //! cores, the same output at every level, and a level the machine can't pin refused by name.
 
-use std::process::Command;
+mod common;
 
-fn rheo() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_rheo"))
-}
+use common::{rheo, run_with_json};
 
 #[test]
 fn every_level_gets_a_row_with_the_same_output_and_speed_up_against_the_first() {
-    let dir = std::env::temp_dir().join(format!("rheo-scaling-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let json = dir.join("scaling.json");
     let levels = if std::thread::available_parallelism().map_or(1, |c| c.get()) >= 2 {
         "1,2"
     } else {
         "1,1"
     };
-    let out = rheo()
-        .args(["nexmark", "--scaling", levels, "--query", "q0,q5"])
-        .args(["--events", "30000", "--json"])
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    std::fs::remove_dir_all(&dir).ok();
+    let (stdout, rows) = run_with_json(&[
+        "nexmark",
+        "--scaling",
+        levels,
+        "--query",
+        "q0,q5",
+        "--events",
+        "30000",
+    ]);
     let levels: Vec<u64> = levels.split(',').map(|l| l.parse().unwrap()).collect();
     assert_eq!(rows.len(), 2 * levels.len(), "{rows:?}");
     for (i, row) in rows.iter().enumerate() {
@@ -48,7 +38,6 @@ fn every_level_gets_a_row_with_the_same_output_and_speed_up_against_the_first() 
             "{row}"
         );
     }
-    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("speed-up") && !stdout.contains("note:"),
         "{stdout}"

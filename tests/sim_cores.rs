@@ -2,40 +2,30 @@
 //! preview a scoreboard for a 16-core machine (and docs/benchmarks.md's 16-core simulator rows
 //! are reproducible anywhere).
 
-use std::process::Command;
+mod common;
+
+use common::{rheo, run_with_json};
 
 /// The oracle's objective and p99 latency (ms) on the CPU-heavy `cpu-step` workload (its
 /// scorer needs 8 cores at the peak; SLO 200 ms) when the simulator has `cores`.
 fn oracle_on(cores: &str) -> (f64, f64) {
-    let dir = std::env::temp_dir().join(format!("rheo-sim-cores-{}-{cores}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let json = dir.join("rows.json");
     let workload = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/workloads/device/cpu-step.toml"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_rheo"))
-        .args(["scoreboard", "--workload", workload, "--backend", "sim"])
-        .args([
-            "--seeds",
-            "1",
-            "--tuners",
-            "oracle",
-            "--sim-cores",
-            cores,
-            "--json",
-        ])
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    std::fs::remove_dir_all(&dir).ok();
+    let (_, rows) = run_with_json(&[
+        "scoreboard",
+        "--workload",
+        workload,
+        "--backend",
+        "sim",
+        "--seeds",
+        "1",
+        "--tuners",
+        "oracle",
+        "--sim-cores",
+        cores,
+    ]);
     assert_eq!(rows.len(), 1, "{rows:?}");
     let row = &rows[0];
     (
@@ -62,7 +52,7 @@ fn the_simulator_models_the_cores_it_is_given() {
 
 #[test]
 fn zero_cores_is_refused() {
-    let out = Command::new(env!("CARGO_BIN_EXE_rheo"))
+    let out = rheo()
         .args(["scoreboard", "--workload", "w.toml", "--sim-cores", "0"])
         .output()
         .unwrap();

@@ -8,6 +8,10 @@
 //!   resume) and drain (barrier injection to the last worker retired) of a live
 //!   reconfiguration under load — the source outruns the pipeline, so every buffer is full —
 //!   for a stateless stage and for a keyed stage holding 1 000 000 keys.
+//! - `reconfigure/slow_{drain,hand_over}/pause`: the pause of flipping a wait-bound stage
+//!   (200 µs per record, behind 16 queued batches of 32 records) between 1 and 4 workers,
+//!   with [`Rescale::Drain`] (the old workers process the queue first) and
+//!   [`Rescale::HandOver`] (the queue goes to the new workers).
 //! - `metrics/{on,off}`: the keyed-count pipeline with timing and latency collection on and off.
 //!
 //! Run: `cargo bench --bench engine` (results and reading in docs/benchmarks.md).
@@ -275,6 +279,76 @@ fn reconfigure_keyed(c: &mut Criterion) {
     reconfigure_bench(c, "keyed_1m", job, "count", (2, 3));
 }
 
+/// A stateless stage that waits 200 µs per record, as on a remote call.
+struct Slow;
+
+impl Operator for Slow {
+    type In = u64;
+    type Out = u64;
+    type State = ();
+    fn on_batch(&mut self, batch: &mut Vec<u64>, cx: &mut Context<'_, u64, ()>) {
+        std::thread::sleep(Duration::from_micros(200) * batch.len() as u32);
+        cx.emit_all(batch.drain(..));
+    }
+}
+
+fn reconfigure_slow(c: &mut Criterion) {
+    for (name, rescale) in [
+        ("slow_drain", Rescale::Drain),
+        ("slow_hand_over", Rescale::HandOver),
+    ] {
+        let builder = PipelineBuilder::new().edge_defaults(16, 32);
+        builder
+            .source(
+                "keys",
+                Keys {
+                    next: 0,
+                    end: u64::MAX,
+                    keys: KEYS,
+                },
+            )
+            .rebalance()
+            .unary("slow", |_| Slow)
+            .parallelism(1)
+            .discard("sink");
+        let job = builder
+            .build()
+            .expect("valid pipeline")
+            .start(JobOptions::default().rescale(rescale))
+            .expect("starts");
+        let mut group = c.benchmark_group(format!("reconfigure/{name}"));
+        group
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(200))
+            .measurement_time(Duration::from_secs(5));
+        let (mut flip, mut carried, mut changes) = (false, 0u64, 0u64);
+        group.bench_function("pause", |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| {
+                        flip = !flip;
+                        let mut config = job.config();
+                        config.set_parallelism("slow", if flip { 4 } else { 1 });
+                        // Let the queue fill again before the next change.
+                        std::thread::sleep(Duration::from_millis(100));
+                        let report = job.reconfigure(config).expect("reconfiguration applies");
+                        carried += report.carried_records;
+                        changes += 1;
+                        report.pause
+                    })
+                    .sum()
+            })
+        });
+        eprintln!(
+            "reconfigure/{name}: {:.0} records handed over per change",
+            carried as f64 / changes.max(1) as f64
+        );
+        group.finish();
+        job.abort();
+        let _ = job.join();
+    }
+}
+
 criterion_group! {
     name = cpu;
     config = Criterion::default().with_measurement(ProcessCpu);
@@ -284,6 +358,7 @@ criterion_group!(
     wall,
     keyed_count_wall,
     reconfigure_stateless,
-    reconfigure_keyed
+    reconfigure_keyed,
+    reconfigure_slow
 );
 criterion_main!(cpu, wall);

@@ -40,7 +40,7 @@ pub mod prelude {
     pub use rheo_engine::metrics::MetricsSnapshot;
     pub use rheo_engine::source::{RateProfile, RateSource, SourceExt};
     pub use rheo_engine::{
-        JobConfig, JobHandle, JobOptions, JobReport, Pipeline, PipelineBuilder, Stream,
+        JobConfig, JobHandle, JobOptions, JobReport, Pipeline, PipelineBuilder, Rescale, Stream,
     };
     pub use rheo_operators::prelude::*;
 }

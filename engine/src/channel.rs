@@ -96,30 +96,51 @@ impl Marker {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stopped;
 
-/// Per-worker I/O context: the abort flag and the blocked-time accumulator.
+/// Per-worker I/O context: the abort flag, the hand-over flag and the blocked-time accumulator.
 pub(crate) struct IoCx<'a> {
     pub abort: &'a AtomicBool,
+    /// Set while a reconfiguration hands queued records over: a full channel no longer blocks
+    /// (see [`IoCx::send_or_return`]).
+    pub handing_over: &'a AtomicBool,
     pub timing: bool,
     /// Nanoseconds spent blocked on full output channels.
     pub blocked_ns: u64,
 }
 
 impl IoCx<'_> {
-    /// Sends `msg`, blocking while the channel is full and counting that time as blocked.
-    pub fn send<T>(&mut self, tx: &Sender<Message<T>>, msg: Message<T>) -> Result<(), Stopped> {
+    /// Whether a reconfiguration is handing queued records over.
+    #[inline]
+    pub fn handing_over(&self) -> bool {
+        self.handing_over.load(Ordering::Relaxed)
+    }
+
+    /// Sends `msg`, blocking while the channel is full and counting that time as blocked —
+    /// except while a hand-over runs, when a full channel gives the message back
+    /// (`Ok(Some(msg))`) instead: its receiver may have stopped.
+    pub fn send_or_return<T>(
+        &mut self,
+        tx: &Sender<Message<T>>,
+        msg: Message<T>,
+    ) -> Result<Option<Message<T>>, Stopped> {
         let mut msg = match tx.try_send(msg) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(None),
             Err(TrySendError::Disconnected(_)) => return Err(Stopped),
             Err(TrySendError::Full(msg)) => msg,
         };
+        if self.handing_over() {
+            return Ok(Some(msg));
+        }
         let start = self.timing.then(Instant::now);
         let result = loop {
             match tx.send_timeout(msg, POLL) {
-                Ok(()) => break Ok(()),
+                Ok(()) => break Ok(None),
                 Err(SendTimeoutError::Disconnected(_)) => break Err(Stopped),
                 Err(SendTimeoutError::Timeout(back)) => {
                     if self.abort.load(Ordering::Relaxed) {
                         break Err(Stopped);
+                    }
+                    if self.handing_over() {
+                        break Ok(Some(back));
                     }
                     msg = back;
                 }
@@ -207,9 +228,11 @@ pub(crate) trait QueueProbe: Send {
     fn len(&self) -> usize;
     /// Takes everything queued and returns how many records it held.
     fn drain_records(&self) -> u64;
+    /// Takes everything queued, as a `Vec<Message<T>>` in arrival order.
+    fn take_messages(&self) -> Box<dyn std::any::Any + Send>;
 }
 
-impl<T: Send> QueueProbe for Receiver<Message<T>> {
+impl<T: Send + 'static> QueueProbe for Receiver<Message<T>> {
     fn len(&self) -> usize {
         Receiver::len(self)
     }
@@ -222,6 +245,10 @@ impl<T: Send> QueueProbe for Receiver<Message<T>> {
             }
         }
         n
+    }
+    fn take_messages(&self) -> Box<dyn std::any::Any + Send> {
+        let messages: Vec<Message<T>> = self.try_iter().collect();
+        Box::new(messages)
     }
 }
 
@@ -242,15 +269,47 @@ mod tests {
     fn blocked_send_gives_up_on_abort() {
         let (tx, _rx) = crossbeam_channel::bounded::<Message<u32>>(1);
         let abort = AtomicBool::new(false);
+        let handing_over = AtomicBool::new(false);
         let mut io = IoCx {
             abort: &abort,
+            handing_over: &handing_over,
             timing: true,
             blocked_ns: 0,
         };
-        io.send(&tx, Message::End { from: 0 }).unwrap();
+        assert!(matches!(
+            io.send_or_return(&tx, Message::End { from: 0 }),
+            Ok(None)
+        ));
         abort.store(true, Ordering::Relaxed);
-        assert_eq!(io.send(&tx, Message::End { from: 0 }), Err(Stopped));
+        assert!(matches!(
+            io.send_or_return(&tx, Message::End { from: 0 }),
+            Err(Stopped)
+        ));
         assert!(io.blocked_ns > 0);
+    }
+
+    #[test]
+    fn a_full_channel_hands_the_message_back_during_a_hand_over() {
+        let (tx, rx) = crossbeam_channel::bounded::<Message<u32>>(1);
+        let abort = AtomicBool::new(false);
+        let handing_over = AtomicBool::new(true);
+        let mut io = IoCx {
+            abort: &abort,
+            handing_over: &handing_over,
+            timing: true,
+            blocked_ns: 0,
+        };
+        // Room: sent. Full: given back at once, not blocked on.
+        assert!(matches!(
+            io.send_or_return(&tx, Message::End { from: 0 }),
+            Ok(None)
+        ));
+        assert!(matches!(
+            io.send_or_return(&tx, Message::End { from: 1 }),
+            Ok(Some(Message::End { from: 1 }))
+        ));
+        assert_eq!(io.blocked_ns, 0);
+        assert_eq!(rx.len(), 1);
     }
 
     #[test]

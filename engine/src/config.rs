@@ -98,6 +98,22 @@ pub fn edge_source(edge: &str) -> Option<&str> {
     edge.split_once("->").map(|(from, _)| from)
 }
 
+/// How a reconfiguration treats the records queued in channels when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rescale {
+    /// The old configuration processes everything queued before the new one starts (an aligned
+    /// barrier): the pause grows with the queued work and the old parallelism.
+    #[default]
+    Drain,
+    /// Workers stop after the batch in hand and the queued records are handed to the new
+    /// configuration, re-partitioned for it, so the pause does not wait for queued work. Used
+    /// when every stage whose parallelism changes reads only rebalanced edges (no key decides
+    /// where a queued record goes) and no source has ended; any other change drains. Edge
+    /// capacities and batch sizes change either way.
+    HandOver,
+}
+
 /// Settings fixed when a job starts.
 #[derive(Debug, Clone)]
 pub struct JobOptions {
@@ -119,6 +135,8 @@ pub struct JobOptions {
     pub abort_grace: Duration,
     /// Overrides of the pipeline's default configuration applied at start.
     pub config: Option<JobConfig>,
+    /// What a reconfiguration does with queued records (default [`Rescale::Drain`]).
+    pub rescale: Rescale,
 }
 
 impl Default for JobOptions {
@@ -132,6 +150,7 @@ impl Default for JobOptions {
             metrics_jsonl: None,
             abort_grace: Duration::from_secs(1),
             config: None,
+            rescale: Rescale::Drain,
         }
     }
 }
@@ -170,6 +189,12 @@ impl JobOptions {
     /// Sets the watermark interval of sources.
     pub fn watermark_interval(mut self, interval: Duration) -> Self {
         self.watermark_interval = interval;
+        self
+    }
+
+    /// Sets what a reconfiguration does with queued records.
+    pub fn rescale(mut self, rescale: Rescale) -> Self {
+        self.rescale = rescale;
         self
     }
 

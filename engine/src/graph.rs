@@ -26,6 +26,10 @@ use crate::writer::{EdgeWriter, WriterSpec, make_writer};
 /// A type-erased value handed between the controller and typed stage code.
 pub(crate) type AnyBox = Box<dyn Any + Send>;
 
+/// After a hand-over, per edge and per downstream worker of the new generation, the records
+/// that worker takes first (`Vec<Message<I>>`); empty when a generation starts without one.
+pub(crate) type Preludes = Vec<Vec<Option<AnyBox>>>;
+
 pub(crate) struct StageNode {
     pub name: Arc<str>,
     pub kind: StageKind,
@@ -70,6 +74,63 @@ pub(crate) trait EdgeFactory: Send + Sync {
         batch_size: usize,
         key_groups: u16,
     ) -> Option<AnyBox>;
+    /// A hand-over's re-routing: the records an old generation left on this edge — `queued`,
+    /// what each old channel held (`Vec<Message<I>>` per old target), then `stashed`, what each
+    /// upstream worker could not send (`Vec<(target, Message<I>)>` per worker) — as the first
+    /// input of each of the `p_to` new targets (`Vec<Message<I>>` each). With `keep_targets`
+    /// (the downstream parallelism is unchanged) every batch stays with its target, so key
+    /// groups and per-sender order hold; otherwise batches are dealt round-robin, which only a
+    /// rebalanced edge allows. Markers are dropped. Also returns the records re-routed. `None`
+    /// on a type mismatch (an engine bug).
+    fn reroute(
+        &self,
+        queued: Vec<AnyBox>,
+        stashed: Vec<AnyBox>,
+        p_to: usize,
+        keep_targets: bool,
+    ) -> Option<(Vec<AnyBox>, u64)>;
+}
+
+/// [`EdgeFactory::reroute`] for channels of `I`.
+fn reroute_typed<I: Send + 'static>(
+    queued: Vec<AnyBox>,
+    stashed: Vec<AnyBox>,
+    p_to: usize,
+    keep_targets: bool,
+) -> Option<(Vec<AnyBox>, u64)> {
+    let mut out: Vec<Vec<Message<I>>> = (0..p_to).map(|_| Vec::new()).collect();
+    let mut next = 0usize;
+    let mut records_moved = 0u64;
+    let mut place = |target: usize, msg: Message<I>, out: &mut Vec<Vec<Message<I>>>| {
+        match &msg {
+            Message::Data { records, .. } if !records.is_empty() => {
+                records_moved += records.len() as u64;
+            }
+            _ => return,
+        }
+        let t = if keep_targets {
+            target.min(p_to - 1)
+        } else {
+            next = (next + 1) % p_to;
+            next
+        };
+        out[t].push(msg);
+    };
+    // Everything a channel held was sent before anything its senders stashed.
+    for (target, q) in queued.into_iter().enumerate() {
+        for msg in *q.downcast::<Vec<Message<I>>>().ok()? {
+            place(target, msg, &mut out);
+        }
+    }
+    for s in stashed {
+        for (target, msg) in *s.downcast::<Vec<(usize, Message<I>)>>().ok()? {
+            place(target, msg, &mut out);
+        }
+    }
+    Some((
+        out.into_iter().map(|v| Box::new(v) as AnyBox).collect(),
+        records_moved,
+    ))
 }
 
 /// An edge from a stage emitting `T` to a stage receiving `I`; `convert` maps one to the other
@@ -128,6 +189,16 @@ where
             make_writer(spec, senders, self.convert.clone(), self.hash.clone());
         Some(Box::new(writer))
     }
+
+    fn reroute(
+        &self,
+        queued: Vec<AnyBox>,
+        stashed: Vec<AnyBox>,
+        p_to: usize,
+        keep_targets: bool,
+    ) -> Option<(Vec<AnyBox>, u64)> {
+        reroute_typed::<I>(queued, stashed, p_to, keep_targets)
+    }
 }
 
 /// An edge that carries only part of its upstream stage's output: `select` maps each record
@@ -169,6 +240,16 @@ where
             _t: PhantomData,
         });
         Some(Box::new(writer))
+    }
+
+    fn reroute(
+        &self,
+        queued: Vec<AnyBox>,
+        stashed: Vec<AnyBox>,
+        p_to: usize,
+        keep_targets: bool,
+    ) -> Option<(Vec<AnyBox>, u64)> {
+        self.inner.reroute(queued, stashed, p_to, keep_targets)
     }
 }
 
@@ -224,6 +305,10 @@ where
 
     fn marker(&mut self, marker: Marker, io: &mut IoCx) -> Result<(), Stopped> {
         self.inner.marker(marker, io)
+    }
+
+    fn take_stash(&mut self) -> AnyBox {
+        self.inner.take_stash()
     }
 }
 
@@ -361,6 +446,23 @@ pub(crate) fn take_receivers<I: Send + 'static>(
         .collect()
 }
 
+/// Downcasts a worker's prelude (per input edge, the `Vec<Message<I>>` a hand-over gave it)
+/// into the messages it takes before reading its channels, tagged with their input edge.
+pub(crate) fn take_prelude<I: Send + 'static>(
+    prelude: Vec<AnyBox>,
+) -> Option<std::collections::VecDeque<(usize, Message<I>)>> {
+    let mut out = std::collections::VecDeque::new();
+    for (edge, msgs) in prelude.into_iter().enumerate() {
+        out.extend(
+            msgs.downcast::<Vec<Message<I>>>()
+                .ok()?
+                .into_iter()
+                .map(|m| (edge, m)),
+        );
+    }
+    Some(out)
+}
+
 /// Downcasts the writers of a worker's output edges.
 pub(crate) fn take_writers<O: 'static>(
     outputs: Vec<AnyBox>,
@@ -369,4 +471,86 @@ pub(crate) fn take_writers<O: 'static>(
         .into_iter()
         .map(|b| b.downcast::<Box<dyn EdgeWriter<O>>>().ok().map(|w| *w))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(records: Vec<u32>) -> Message<u32> {
+        Message::Data {
+            records,
+            stamp: Stamp::EMPTY,
+        }
+    }
+
+    fn records(prelude: Vec<AnyBox>) -> Vec<Vec<Vec<u32>>> {
+        prelude
+            .into_iter()
+            .map(|b| {
+                b.downcast::<Vec<Message<u32>>>()
+                    .expect("a prelude of u32 messages")
+                    .into_iter()
+                    .map(|m| match m {
+                        Message::Data { records, .. } => records,
+                        _ => panic!("a marker in a prelude"),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_hand_over_keeps_batches_with_their_target_queued_before_stashed() {
+        let queued: Vec<AnyBox> = vec![
+            Box::new(vec![
+                data(vec![1]),
+                Message::Watermark { from: 0, ts: 5 },
+                data(vec![2]),
+            ]),
+            Box::new(vec![data(vec![3]), Message::Barrier { from: 0, id: 1 }]),
+        ];
+        let stashed: Vec<AnyBox> = vec![
+            Box::new(vec![(0usize, data(vec![4]))]),
+            Box::new(vec![(1usize, data(vec![5])), (0usize, data(vec![6]))]),
+        ];
+        let (prelude, moved) = reroute_typed::<u32>(queued, stashed, 2, true).unwrap();
+        assert_eq!(moved, 6);
+        assert_eq!(
+            records(prelude),
+            vec![
+                vec![vec![1], vec![2], vec![4], vec![6]],
+                vec![vec![3], vec![5]]
+            ]
+        );
+    }
+
+    #[test]
+    fn a_hand_over_to_a_new_parallelism_deals_every_batch_once() {
+        let queued: Vec<AnyBox> = vec![Box::new(vec![
+            data(vec![1, 2]),
+            data(vec![3]),
+            data(vec![]),
+            data(vec![4]),
+            Message::End { from: 0 },
+        ])];
+        let stashed: Vec<AnyBox> =
+            vec![Box::new(vec![(0usize, data(vec![5])), (0, data(vec![6]))])];
+        let (prelude, moved) = reroute_typed::<u32>(queued, stashed, 3, false).unwrap();
+        assert_eq!(moved, 6);
+        let per_target = records(prelude);
+        // Five non-empty batches over three targets: two, two and one.
+        let mut counts: Vec<usize> = per_target.iter().map(Vec::len).collect();
+        counts.sort();
+        assert_eq!(counts, vec![1, 2, 2]);
+        let mut all: Vec<u32> = per_target.into_iter().flatten().flatten().collect();
+        all.sort();
+        assert_eq!(all, vec![1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn a_prelude_of_the_wrong_type_is_refused() {
+        let queued: Vec<AnyBox> = vec![Box::new(vec![data(vec![1])])];
+        assert!(reroute_typed::<u64>(queued, Vec::new(), 1, true).is_none());
+    }
 }

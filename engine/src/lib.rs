@@ -80,7 +80,7 @@ mod writer;
 
 pub use builder::{Either, KeyedStream, PipelineBuilder, StageRef, Stream};
 pub use channel::Timestamp;
-pub use config::{EdgeConfig, JobConfig, JobOptions, StageConfig};
+pub use config::{EdgeConfig, JobConfig, JobOptions, Rescale, StageConfig};
 pub use error::{BuildError, JobError, ReconfigError};
 pub use metrics::MetricsSnapshot;
 pub use pipeline::Pipeline;

@@ -16,16 +16,31 @@
 //! processed (all of it, drained) from what the new one will. Per-key order holds where a key's
 //! records flow through a single channel per generation (hash edges from an order-preserving
 //! upstream), since generations do not overlap.
+//!
+//! With [`Rescale::HandOver`](crate::Rescale) the queued records are not drained. The
+//! controller raises a flag instead of injecting barriers: every operator worker stops after the
+//! message in hand (running the operator's barrier hook, as at a barrier), and every send that
+//! finds a full channel hands its batch back instead of blocking (the *stash*), since its
+//! receiver may have stopped. Once all have stopped, each edge's queued batches, then its
+//! stashed ones, become the first input of the new generation's workers (the *prelude*):
+//! kept with their target where the downstream parallelism is unchanged (so key groups and
+//! per-sender order hold), dealt round-robin where it changed (allowed only for rebalanced
+//! edges). Markers are dropped: the new generation starts from the watermarks the workers
+//! hand back, and sources send theirs again on resume. Each record is still processed exactly
+//! once — by the old generation if it got that far, else by the new one.
 
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::channel::{POLL, Timestamp};
-use crate::config::JobConfig;
+use std::sync::atomic::Ordering;
+
+use crate::config::{JobConfig, Rescale};
 use crate::error::ReconfigError;
-use crate::graph::{AnyBox, Runner, StateMoves};
+use crate::graph::{AnyBox, Preludes, Runner, StateMoves};
 use crate::metrics::ReconfigSummary;
+use crate::partition::Partition;
 use crate::pipeline::merge_config;
 use crate::runtime::Controller;
 use crate::worker::{SourceCommand, WorkerEvent};
@@ -51,6 +66,13 @@ pub struct ReconfigReport {
     pub edges_changed: Vec<String>,
     /// Per keyed stage whose state moved: `(stage, key groups moved, keys moved)`.
     pub state_moves: Vec<(String, u64, u64)>,
+    /// True when the queued records were handed over ([`Rescale::HandOver`](crate::Rescale))
+    /// rather than drained.
+    #[serde(default)]
+    pub handed_over: bool,
+    /// Records handed to the new generation (0 after a drain).
+    #[serde(default)]
+    pub carried_records: u64,
 }
 
 impl ReconfigReport {
@@ -105,6 +127,8 @@ impl Controller {
                 parallelism_changes,
                 edges_changed,
                 state_moves: Vec::new(),
+                handed_over: false,
+                carried_records: 0,
             });
         }
 
@@ -113,7 +137,13 @@ impl Controller {
         let queued = self.collector.queued_messages();
         let sources_exhausted = self.exhausted;
         let id = self.generation + 1;
-        self.tell_sources(|_, _| SourceCommand::Barrier(id));
+        let hand_over = self.options.rescale == Rescale::HandOver && self.hand_over_allowed(&new);
+        if hand_over {
+            self.env.handing_over.store(true, Ordering::SeqCst);
+            self.tell_sources(|_, _| SourceCommand::HandOver);
+        } else {
+            self.tell_sources(|_, _| SourceCommand::Barrier(id));
+        }
 
         // 2. Wait for every source to pause and every operator worker to retire.
         let n_stages = self.pipeline.stages.len();
@@ -126,22 +156,43 @@ impl Controller {
                 (0..p).map(|_| None).collect()
             })
             .collect();
+        // Per stage, per worker: what each output edge's writer stashed (a hand-over).
+        let mut stashes: Vec<Vec<Vec<Option<AnyBox>>>> = (0..n_stages)
+            .map(|s| {
+                let p = self.parallelism(s);
+                (0..p).map(|_| Vec::new()).collect()
+            })
+            .collect();
         let mut watermarks: Vec<Option<Timestamp>> = vec![None; n_stages];
         let mut paused = 0;
         let mut retired = 0;
         let expected_retired = self.live_operators;
         while paused < self.source_workers() || retired < expected_retired {
-            if self.env.abort.load(std::sync::atomic::Ordering::Relaxed) {
+            if self.env.abort.load(Ordering::Relaxed) {
+                self.env.handing_over.store(false, Ordering::SeqCst);
                 return Err(ReconfigError::JobNotRunning);
             }
             match self.events.recv_timeout(POLL) {
-                Ok(WorkerEvent::Paused { .. }) => paused += 1,
+                Ok(WorkerEvent::Paused {
+                    stage,
+                    worker,
+                    stashed,
+                }) => {
+                    if let Some(slot) = stashes.get_mut(stage).and_then(|s| s.get_mut(worker)) {
+                        *slot = stashed.into_iter().map(Some).collect();
+                    }
+                    paused += 1;
+                }
                 Ok(WorkerEvent::Retired {
                     stage,
                     worker,
                     state,
                     watermark,
+                    stashed,
                 }) => {
+                    if let Some(slot) = stashes.get_mut(stage).and_then(|s| s.get_mut(worker)) {
+                        *slot = stashed.into_iter().map(Some).collect();
+                    }
                     if let Some(slot) = states.get_mut(stage).and_then(|s| s.get_mut(worker)) {
                         *slot = Some(state);
                     }
@@ -162,6 +213,7 @@ impl Controller {
                         self.pipeline.stages[stage].name
                     );
                     self.fail(stage, worker, message);
+                    self.env.handing_over.store(false, Ordering::SeqCst);
                     return Err(ReconfigError::JobFailed(text));
                 }
                 Ok(WorkerEvent::Aborted { stage, .. })
@@ -172,6 +224,19 @@ impl Controller {
             }
         }
         let drain = started.elapsed();
+        // Every old worker has stopped: nothing sends on the old channels any more.
+        let (preludes, carried_records) = if hand_over {
+            self.env.handing_over.store(false, Ordering::SeqCst);
+            match self.reroute_queued(&new, &mut stashes) {
+                Ok(routed) => routed,
+                Err(message) => {
+                    self.fail(0, 0, format!("internal error: {message}"));
+                    return Err(ReconfigError::JobFailed(message));
+                }
+            }
+        } else {
+            (Vec::new(), 0)
+        };
 
         // 3. Regroup state for the new parallelism and start the next generation.
         let mut new_states: Vec<Vec<AnyBox>> = Vec::with_capacity(n_stages);
@@ -206,7 +271,7 @@ impl Controller {
         }
         self.config = new;
         self.generation = id;
-        let outputs = match self.spawn_generation(new_states) {
+        let outputs = match self.spawn_generation(new_states, preludes) {
             Ok(outputs) => outputs,
             Err(e) => {
                 let text = e.to_string();
@@ -250,8 +315,68 @@ impl Controller {
             parallelism_changes,
             edges_changed,
             state_moves,
+            handed_over: hand_over,
+            carried_records,
         };
         self.reconfigurations.push(report.clone());
         Ok(report)
+    }
+
+    /// Whether `new` may be applied by a hand-over: no source has ended (its end-of-stream
+    /// markers may be queued), and every stage whose parallelism changes is an operator that
+    /// reads only rebalanced edges (nothing ties a queued record to a worker, and what it
+    /// writes has no order to keep).
+    fn hand_over_allowed(&self, new: &JobConfig) -> bool {
+        if self.exhausted > 0 {
+            return false;
+        }
+        let edges = &self.pipeline.edges;
+        self.pipeline.stages.iter().enumerate().all(|(i, stage)| {
+            let old = self.parallelism(i);
+            if new.parallelism(&stage.name).unwrap_or(old) == old {
+                return true;
+            }
+            matches!(stage.runner, Runner::Operator(_))
+                && stage
+                    .inputs
+                    .iter()
+                    .all(|&e| edges[e].partition == Partition::Rebalance)
+        })
+    }
+
+    /// A hand-over's re-routing: per edge, what its old channels hold and what its senders
+    /// stashed, as the prelude of each new downstream worker. Returns the preludes (per edge, per
+    /// new worker) and the records they carry.
+    fn reroute_queued(
+        &self,
+        new: &JobConfig,
+        stashes: &mut [Vec<Vec<Option<AnyBox>>>],
+    ) -> Result<(Preludes, u64), String> {
+        let mut preludes = Vec::with_capacity(self.pipeline.edges.len());
+        let mut carried = 0;
+        for (e, edge) in self.pipeline.edges.iter().enumerate() {
+            let to = &self.pipeline.stages[edge.to];
+            let old_p = self.parallelism(edge.to);
+            let new_p = new.parallelism(&to.name).unwrap_or(old_p);
+            let k = self.pipeline.stages[edge.from]
+                .outputs
+                .iter()
+                .position(|&o| o == e)
+                .ok_or("an edge missing from its stage's outputs")?;
+            let stashed: Vec<AnyBox> = stashes[edge.from]
+                .iter_mut()
+                .filter_map(|worker| worker.get_mut(k).and_then(Option::take))
+                .collect();
+            let queued = self.collector.take_queued(e);
+            let (routed, records) = edge
+                .factory
+                .reroute(queued, stashed, new_p, new_p == old_p)
+                .ok_or_else(|| {
+                    format!("edge `{}`: queued records of unexpected type", edge.name)
+                })?;
+            carried += records;
+            preludes.push(routed.into_iter().map(Some).collect());
+        }
+        Ok((preludes, carried))
     }
 }

@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use crossbeam_channel::Sender;
 
 use crate::channel::{IoCx, Marker, Message, Stamp, Stopped};
+use crate::graph::AnyBox;
 use crate::partition::{Partition, key_group, worker_for_key_group};
 
 /// The sending half of one edge, owned by one upstream worker: it batches records per target
@@ -31,10 +32,13 @@ pub(crate) trait EdgeWriter<T>: Send {
     fn flush(&mut self, io: &mut IoCx) -> Result<(), Stopped>;
     /// Job-clock time at which the oldest pending record arrived, if any is pending.
     fn pending_since(&self) -> Option<u64>;
-    /// Records held in partial batches.
+    /// Records held in partial batches (and in batches a hand-over stashed).
     fn pending_records(&self) -> u64;
     /// Flushes, then sends `marker` to every target.
     fn marker(&mut self, marker: Marker, io: &mut IoCx) -> Result<(), Stopped>;
+    /// Takes the batches a hand-over stashed, as `Vec<(target, Message<I>)>` for the channel
+    /// type `I` of the edge.
+    fn take_stash(&mut self) -> AnyBox;
 }
 
 /// The channels of one edge as seen from one upstream worker.
@@ -42,11 +46,27 @@ struct Targets<I> {
     txs: Vec<Sender<Message<I>>>,
     from: u32,
     batch_size: usize,
+    /// Batches a hand-over found no room for, with their targets, in the order they were due;
+    /// the controller re-routes them after what the channels hold.
+    stash: Vec<(usize, Message<I>)>,
+    /// Per target: a batch was stashed, so later ones go behind it (per-target order holds).
+    stashed: Vec<bool>,
 }
 
-impl<I> Targets<I> {
+impl<I: Send + 'static> Targets<I> {
+    fn new(txs: Vec<Sender<Message<I>>>, from: u32, batch_size: usize) -> Targets<I> {
+        let n = txs.len();
+        Targets {
+            txs,
+            from,
+            batch_size,
+            stash: Vec::new(),
+            stashed: vec![false; n],
+        }
+    }
+
     fn send(
-        &self,
+        &mut self,
         target: usize,
         buf: &mut Vec<I>,
         stamp: &mut Stamp,
@@ -54,14 +74,45 @@ impl<I> Targets<I> {
     ) -> Result<(), Stopped> {
         let records = std::mem::replace(buf, Vec::with_capacity(self.batch_size));
         let stamp = std::mem::replace(stamp, Stamp::EMPTY);
-        io.send(&self.txs[target], Message::Data { records, stamp })
+        let msg = Message::Data { records, stamp };
+        if self.stashed[target] {
+            self.stash.push((target, msg));
+            return Ok(());
+        }
+        if let Some(back) = io.send_or_return(&self.txs[target], msg)? {
+            self.stashed[target] = true;
+            self.stash.push((target, back));
+        }
+        Ok(())
     }
 
     fn marker_all(&self, marker: Marker, io: &mut IoCx) -> Result<(), Stopped> {
+        // A hand-over drops markers: the new generation starts from the watermarks the
+        // workers hand back, and sources send theirs again when they resume.
+        if io.handing_over() {
+            return Ok(());
+        }
         for tx in &self.txs {
-            io.send(tx, marker.message(self.from))?;
+            // A marker that meets a full channel as a hand-over begins is dropped likewise.
+            io.send_or_return(tx, marker.message(self.from))?;
         }
         Ok(())
+    }
+
+    /// Records in stashed batches.
+    fn stashed_records(&self) -> u64 {
+        self.stash
+            .iter()
+            .map(|(_, m)| match m {
+                Message::Data { records, .. } => records.len() as u64,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    fn take_stash(&mut self) -> AnyBox {
+        self.stashed.iter_mut().for_each(|s| *s = false);
+        Box::new(std::mem::take(&mut self.stash))
     }
 }
 
@@ -77,7 +128,7 @@ struct SingleWriter<T, I, C> {
     _t: PhantomData<fn(T)>,
 }
 
-impl<T, I, C: Fn(T) -> I> SingleWriter<T, I, C> {
+impl<T, I: Send + 'static, C: Fn(T) -> I> SingleWriter<T, I, C> {
     fn send_buf(&mut self, io: &mut IoCx) -> Result<(), Stopped> {
         let target = self.next;
         if self.round_robin {
@@ -117,7 +168,9 @@ impl<T, I, C: Fn(T) -> I> SingleWriter<T, I, C> {
     }
 }
 
-impl<T: Clone + Send, I: Send, C: Fn(T) -> I + Send> EdgeWriter<T> for SingleWriter<T, I, C> {
+impl<T: Clone + Send, I: Send + 'static, C: Fn(T) -> I + Send> EdgeWriter<T>
+    for SingleWriter<T, I, C>
+{
     fn write(
         &mut self,
         records: &mut Vec<T>,
@@ -163,12 +216,16 @@ impl<T: Clone + Send, I: Send, C: Fn(T) -> I + Send> EdgeWriter<T> for SingleWri
     }
 
     fn pending_records(&self) -> u64 {
-        self.buf.len() as u64
+        self.buf.len() as u64 + self.targets.stashed_records()
     }
 
     fn marker(&mut self, marker: Marker, io: &mut IoCx) -> Result<(), Stopped> {
         self.flush(io)?;
         self.targets.marker_all(marker, io)
+    }
+
+    fn take_stash(&mut self) -> AnyBox {
+        self.targets.take_stash()
     }
 }
 
@@ -182,7 +239,7 @@ struct BroadcastWriter<T, I, C> {
     _t: PhantomData<fn(T)>,
 }
 
-impl<T, I: Clone, C: Fn(T) -> I> BroadcastWriter<T, I, C> {
+impl<T, I: Clone + Send + 'static, C: Fn(T) -> I> BroadcastWriter<T, I, C> {
     fn send_buf(&mut self, io: &mut IoCx) -> Result<(), Stopped> {
         self.since = None;
         let n = self.targets.txs.len();
@@ -221,7 +278,7 @@ impl<T, I: Clone, C: Fn(T) -> I> BroadcastWriter<T, I, C> {
     }
 }
 
-impl<T: Clone + Send, I: Clone + Send, C: Fn(T) -> I + Send> EdgeWriter<T>
+impl<T: Clone + Send, I: Clone + Send + 'static, C: Fn(T) -> I + Send> EdgeWriter<T>
     for BroadcastWriter<T, I, C>
 {
     fn write(
@@ -256,12 +313,16 @@ impl<T: Clone + Send, I: Clone + Send, C: Fn(T) -> I + Send> EdgeWriter<T>
     }
 
     fn pending_records(&self) -> u64 {
-        self.buf.len() as u64
+        self.buf.len() as u64 + self.targets.stashed_records()
     }
 
     fn marker(&mut self, marker: Marker, io: &mut IoCx) -> Result<(), Stopped> {
         self.flush(io)?;
         self.targets.marker_all(marker, io)
+    }
+
+    fn take_stash(&mut self) -> AnyBox {
+        self.targets.take_stash()
     }
 }
 
@@ -282,7 +343,7 @@ struct HashWriter<T, I, C, H> {
     _t: PhantomData<fn(T)>,
 }
 
-impl<T, I, C: Fn(T) -> I, H: Fn(&T) -> u64> HashWriter<T, I, C, H> {
+impl<T, I: Send + 'static, C: Fn(T) -> I, H: Fn(&T) -> u64> HashWriter<T, I, C, H> {
     fn push_all(
         &mut self,
         records: impl Iterator<Item = T>,
@@ -326,8 +387,8 @@ impl<T, I, C: Fn(T) -> I, H: Fn(&T) -> u64> HashWriter<T, I, C, H> {
     }
 }
 
-impl<T: Clone + Send, I: Send, C: Fn(T) -> I + Send, H: Fn(&T) -> u64 + Send> EdgeWriter<T>
-    for HashWriter<T, I, C, H>
+impl<T: Clone + Send, I: Send + 'static, C: Fn(T) -> I + Send, H: Fn(&T) -> u64 + Send>
+    EdgeWriter<T> for HashWriter<T, I, C, H>
 {
     fn write(
         &mut self,
@@ -366,12 +427,16 @@ impl<T: Clone + Send, I: Send, C: Fn(T) -> I + Send, H: Fn(&T) -> u64 + Send> Ed
     }
 
     fn pending_records(&self) -> u64 {
-        self.pending as u64
+        self.pending as u64 + self.targets.stashed_records()
     }
 
     fn marker(&mut self, marker: Marker, io: &mut IoCx) -> Result<(), Stopped> {
         self.flush(io)?;
         self.targets.marker_all(marker, io)
+    }
+
+    fn take_stash(&mut self) -> AnyBox {
+        self.targets.take_stash()
     }
 }
 
@@ -407,11 +472,7 @@ where
         groups,
     } = spec;
     let p_to = txs.len();
-    let targets = Targets {
-        txs,
-        from: from as u32,
-        batch_size,
-    };
+    let targets = Targets::new(txs, from as u32, batch_size);
     match (partition, hash) {
         // With one target every key group is its: whole batches go there unhashed.
         (Partition::Hash, Some(hash)) if p_to > 1 => Box::new(HashWriter {
@@ -501,6 +562,7 @@ mod tests {
         let abort = AtomicBool::new(false);
         let mut io = IoCx {
             abort: &abort,
+            handing_over: &abort,
             timing: false,
             blocked_ns: 0,
         };
@@ -527,6 +589,7 @@ mod tests {
         let abort = AtomicBool::new(false);
         let mut io = IoCx {
             abort: &abort,
+            handing_over: &abort,
             timing: false,
             blocked_ns: 0,
         };
@@ -548,6 +611,7 @@ mod tests {
         let abort = AtomicBool::new(false);
         let mut io = IoCx {
             abort: &abort,
+            handing_over: &abort,
             timing: false,
             blocked_ns: 0,
         };
@@ -581,6 +645,7 @@ mod tests {
         let abort = AtomicBool::new(false);
         let mut io = IoCx {
             abort: &abort,
+            handing_over: &abort,
             timing: false,
             blocked_ns: 0,
         };

@@ -11,7 +11,13 @@
 //! inputs are all hash-partitioned from order-preserving upstreams must have seen every key's
 //! records in order.
 //!
-//! CI runs 32 cases. More by hand:
+//! The same property holds for [`Rescale::HandOver`], where queued records are handed to the
+//! new generation instead of drained: there the odd rounds change only what a hand-over
+//! covers (the parallelism of stages that read a rebalanced edge, and edge capacities and
+//! batch sizes), and the test checks that those rounds were handed over
+//! and carried records; the even rounds move keyed state, which drains.
+//!
+//! CI runs 32 cases per mode. More by hand:
 //! `RHEO_PROPTEST_CASES=500 cargo test --release -p rheo-engine --test exactly_once`.
 
 mod common;
@@ -22,7 +28,7 @@ use std::time::Duration;
 
 use common::*;
 use proptest::prelude::*;
-use rheo_engine::{JobConfig, JobOptions, PipelineBuilder, Stream};
+use rheo_engine::{JobConfig, JobOptions, PipelineBuilder, Rescale, Stream};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
@@ -221,7 +227,8 @@ fn add_stage(
     }
 }
 
-/// A random change of `current`; with `move_keyed`, one keyed stage surely changes parallelism.
+/// A random change of `current` among `stages`; with `move_keyed`, one keyed stage surely
+/// changes parallelism.
 fn random_config(
     current: &JobConfig,
     stages: &[String],
@@ -256,7 +263,25 @@ fn random_config(
     c
 }
 
-fn run_case(case: Case) -> Result<(), TestCaseError> {
+/// The stages a hand-over may rescale: those that read a rebalanced edge.
+fn hand_over_stages(shape: &Shape) -> Vec<String> {
+    let rebalanced = |input: Input| input == Input::Rebalance;
+    match shape {
+        Shape::Chain(specs) => specs
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| rebalanced(s.input))
+            .map(|(i, _)| format!("s{i}"))
+            .collect(),
+        Shape::Diamond { a, b1, b2 } => [("a", a.input), ("b1", b1.1), ("b2", b2.1)]
+            .into_iter()
+            .filter(|(_, input)| rebalanced(*input))
+            .map(|(name, _)| name.to_owned())
+            .collect(),
+    }
+}
+
+fn run_case(case: Case, rescale: Rescale) -> Result<(), TestCaseError> {
     let input = records(&case.input);
     let expected = {
         let mut v = reference(&case.shape, input.clone());
@@ -335,7 +360,11 @@ fn run_case(case: Case) -> Result<(), TestCaseError> {
     let job = builder
         .build()
         .map_err(|e| TestCaseError::fail(e.to_string()))?
-        .start(JobOptions::default().epoch(Duration::from_millis(50)))
+        .start(
+            JobOptions::default()
+                .epoch(Duration::from_millis(50))
+                .rescale(rescale),
+        )
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let job = Arc::new(job);
     let mut rng = SplitMix(case.seed);
@@ -361,11 +390,17 @@ fn run_case(case: Case) -> Result<(), TestCaseError> {
             gate.wait_for_waiter(Duration::from_secs(20)),
             "round {round}: no data reached the sink"
         );
+        let move_keyed = round % 2 == 0;
+        let rescalable = if rescale == Rescale::HandOver && !move_keyed {
+            hand_over_stages(&case.shape)
+        } else {
+            stage_names.clone()
+        };
         let config = random_config(
             &job.config(),
-            &stage_names,
+            &rescalable,
             &keyed_names,
-            round % 2 == 0,
+            move_keyed,
             &mut rng,
         );
         let requested = {
@@ -397,6 +432,28 @@ fn run_case(case: Case) -> Result<(), TestCaseError> {
     let job = Arc::try_unwrap(job).map_err(|_| TestCaseError::fail("job handle still shared"))?;
     let report = job.join().map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(report.reconfigurations.len(), rounds);
+    if rescale == Rescale::HandOver {
+        let handed: Vec<&rheo_engine::ReconfigReport> = reports
+            .iter()
+            .enumerate()
+            .filter(|(round, _)| round % 2 == 1)
+            .map(|(_, r)| r)
+            .collect();
+        prop_assert!(
+            handed.iter().all(|r| r.handed_over),
+            "a round a hand-over covers drained instead"
+        );
+        prop_assert!(
+            handed.iter().map(|r| r.carried_records).sum::<u64>() > 0,
+            "no hand-over carried a record"
+        );
+    } else {
+        prop_assert!(
+            reports
+                .iter()
+                .all(|r| !r.handed_over && r.carried_records == 0)
+        );
+    }
 
     // At least half of the reconfigurations moved key groups of a keyed stage.
     let keyed_moves = reports
@@ -455,7 +512,12 @@ proptest! {
 
     #[test]
     fn reconfiguration_keeps_exactly_once(case in case_strategy()) {
-        within(Duration::from_secs(60), move || run_case(case))?;
+        within(Duration::from_secs(60), move || run_case(case, Rescale::Drain))?;
+    }
+
+    #[test]
+    fn a_hand_over_keeps_exactly_once(case in case_strategy()) {
+        within(Duration::from_secs(60), move || run_case(case, Rescale::HandOver))?;
     }
 }
 
@@ -479,5 +541,8 @@ fn a_filter_after_affine_maps_still_passes_data() {
         reconfigurations: 23,
         seed: 12_615_791_315_339_570_036,
     };
-    within(Duration::from_secs(60), move || run_case(case)).unwrap();
+    within(Duration::from_secs(60), move || {
+        run_case(case, Rescale::Drain)
+    })
+    .unwrap();
 }

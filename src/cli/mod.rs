@@ -28,6 +28,33 @@ pub struct FallbackArgs {
     fallback_distance: f64,
 }
 
+/// How the engine applies reconfigurations, shared by `rheo scoreboard` and `rheo tune`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// Engine: what a reconfiguration does with queued records — `drain` (the old
+    /// configuration processes them first) or `hand-over` (they go to the new one); default:
+    /// the workload's `rescale`, drain unless it says
+    #[arg(long, value_parser = parse_rescale)]
+    rescale: Option<rheo::engine::Rescale>,
+}
+
+impl EngineArgs {
+    /// Applies the choice, if any, to `workload`.
+    pub fn apply(&self, workload: &mut rheo::tuner::spec::Workload) {
+        if let Some(r) = self.rescale {
+            workload.rescale = r;
+        }
+    }
+}
+
+fn parse_rescale(s: &str) -> Result<rheo::engine::Rescale, String> {
+    match s {
+        "drain" => Ok(rheo::engine::Rescale::Drain),
+        "hand-over" => Ok(rheo::engine::Rescale::HandOver),
+        other => Err(format!("`{other}`: expected drain or hand-over")),
+    }
+}
+
 /// The simulator's machine, shared by `rheo scoreboard` and `rheo tune`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SimArgs {

@@ -39,6 +39,9 @@ pub struct Args {
     /// The simulator's machine.
     #[command(flatten)]
     sim: super::SimArgs,
+    /// How the engine reconfigures.
+    #[command(flatten)]
+    engine: super::EngineArgs,
 }
 
 /// Runs the scoreboard and prints its table.
@@ -57,7 +60,12 @@ pub fn run_scoreboard(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let workloads = args
         .workload
         .iter()
-        .map(|p| Workload::load(p).map(|w| (p.clone(), w)))
+        .map(|p| {
+            Workload::load(p).map(|mut w| {
+                args.engine.apply(&mut w);
+                (p.clone(), w)
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let wanted = |name: &str| {
         args.tuners

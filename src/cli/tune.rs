@@ -93,6 +93,9 @@ pub struct Args {
     /// The simulator's machine.
     #[command(flatten)]
     sim: super::SimArgs,
+    /// How the engine reconfigures.
+    #[command(flatten)]
+    engine: super::EngineArgs,
 }
 
 fn parse_limit(s: &str) -> Result<(String, (usize, usize)), String> {
@@ -131,6 +134,7 @@ fn parse_pin(s: &str) -> Result<(String, usize), String> {
 /// Runs the tuner and prints a row per epoch.
 pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut workload = Workload::load(&args.workload)?;
+    args.engine.apply(&mut workload);
     if let Some(n) = args.epochs {
         workload.duration_s = workload.duration_s.min(n as f64 * workload.epoch_s);
     }

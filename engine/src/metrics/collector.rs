@@ -187,6 +187,15 @@ impl Collector {
             .sum()
     }
 
+    /// Takes everything queued on `edge`'s channels, one `Vec<Message<_>>` per channel (a
+    /// hand-over re-routes it).
+    pub fn take_queued(&self, edge: usize) -> Vec<Box<dyn std::any::Any + Send>> {
+        self.edges
+            .get(edge)
+            .map(|e| e.probes.iter().map(|p| p.take_messages()).collect())
+            .unwrap_or_default()
+    }
+
     /// Empties every channel, returning the records they held (used after an abort).
     pub fn drain_channels(&self) -> u64 {
         self.edges

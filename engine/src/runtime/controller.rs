@@ -26,7 +26,7 @@ pub(super) struct SourceWorker {
 
 pub(crate) struct Controller {
     pub(crate) pipeline: Pipeline,
-    pub(super) options: JobOptions,
+    pub(crate) options: JobOptions,
     pub(crate) env: Arc<WorkerEnv>,
     pub(crate) events: Receiver<WorkerEvent>,
     pub(crate) config: JobConfig,
@@ -61,6 +61,7 @@ pub(crate) fn start(
     let (events_tx, events) = crossbeam_channel::unbounded();
     let env = Arc::new(WorkerEnv {
         abort: AtomicBool::new(false),
+        handing_over: AtomicBool::new(false),
         start: Instant::now(),
         events: events_tx,
         flush_timeout_ns: options.flush_timeout.as_nanos() as u64,
@@ -126,7 +127,7 @@ pub(crate) fn start(
     };
     let states = ctl.initial_states();
     let started = ctl
-        .spawn_generation(states)
+        .spawn_generation(states, Vec::new())
         .and_then(|outputs| ctl.spawn_sources(outputs));
     if let Err(e) = started {
         ctl.stop_all();
@@ -243,7 +244,8 @@ impl Controller {
                 self.worker_ended(stage);
                 self.fail(stage, worker, message);
             }
-            WorkerEvent::Retired { stage, worker, .. } | WorkerEvent::Paused { stage, worker } => {
+            WorkerEvent::Retired { stage, worker, .. }
+            | WorkerEvent::Paused { stage, worker, .. } => {
                 // Only expected inside a reconfiguration.
                 tracing::warn!(stage = %self.pipeline.stages[stage].name, worker, "unexpected barrier event outside a reconfiguration");
             }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::error::JobError;
-use crate::graph::{AnyBox, Runner};
+use crate::graph::{AnyBox, Preludes, Runner};
 use crate::metrics::StageKind;
 use crate::metrics::counters::WorkerCounters;
 use crate::operator::WorkerInfo;
@@ -13,7 +13,7 @@ use super::controller::SourceWorker;
 use super::*;
 
 impl Controller {
-    pub(super) fn parallelism(&self, stage: usize) -> usize {
+    pub(crate) fn parallelism(&self, stage: usize) -> usize {
         let s = &self.pipeline.stages[stage];
         self.config.parallelism(&s.name).unwrap_or(s.parallelism)
     }
@@ -31,10 +31,13 @@ impl Controller {
     }
 
     /// Builds the channels of a new generation and starts its operator workers with `states`
-    /// (per stage, per worker). Returns the output writers of every source worker.
+    /// (per stage, per worker) and, after a hand-over, `preludes` (per edge, per downstream
+    /// worker: the records it takes first; empty otherwise). Returns the output writers of
+    /// every source worker.
     pub(crate) fn spawn_generation(
         &mut self,
         states: Vec<Vec<AnyBox>>,
+        mut preludes: Preludes,
     ) -> Result<Vec<Vec<Vec<AnyBox>>>, JobError> {
         let internal = |what: &str| JobError::Internal(format!("building generation: {what}"));
         // Threads of earlier generations have exited; forget their handles.
@@ -111,6 +114,20 @@ impl Controller {
                                     .ok_or_else(|| internal("receiver taken twice"))
                             })
                             .collect::<Result<Vec<_>, _>>()?;
+                        let prelude = if preludes.is_empty() {
+                            Vec::new()
+                        } else {
+                            node.inputs
+                                .iter()
+                                .map(|&e| {
+                                    preludes
+                                        .get_mut(e)
+                                        .and_then(|p| p.get_mut(w))
+                                        .and_then(Option::take)
+                                        .ok_or_else(|| internal("hand-over prelude missing"))
+                                })
+                                .collect::<Result<Vec<_>, _>>()?
+                        };
                         let upstream = node
                             .inputs
                             .iter()
@@ -127,6 +144,7 @@ impl Controller {
                                 generation: self.generation,
                             },
                             inputs,
+                            prelude,
                             upstream,
                             outputs: writers_for(self, stage, w)?,
                             state,

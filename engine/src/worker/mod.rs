@@ -33,6 +33,9 @@ pub(crate) use source_loop::run_source;
 /// Job-wide settings and signals shared by every worker.
 pub(crate) struct WorkerEnv {
     pub abort: AtomicBool,
+    /// Set by the controller while a reconfiguration hands queued records over: operator
+    /// workers stop after the message in hand, and no send blocks.
+    pub handing_over: AtomicBool,
     pub start: Instant,
     pub events: Sender<WorkerEvent>,
     pub flush_timeout_ns: u64,
@@ -50,6 +53,10 @@ impl WorkerEnv {
     fn aborted(&self) -> bool {
         self.abort.load(Ordering::Relaxed)
     }
+
+    fn handing_over(&self) -> bool {
+        self.handing_over.load(Ordering::Relaxed)
+    }
 }
 
 /// How a worker ended (or paused), reported to the controller.
@@ -60,9 +67,16 @@ pub(crate) enum WorkerEvent {
         worker: usize,
         state: AnyBox,
         watermark: Timestamp,
+        /// Per output edge (in the stage's output order): what a hand-over stashed.
+        stashed: Vec<AnyBox>,
     },
-    /// A source worker injected a barrier and waits for `Resume`.
-    Paused { stage: usize, worker: usize },
+    /// A source worker injected a barrier (or stopped for a hand-over, `stashed` holding per
+    /// output edge what it could not send) and waits for `Resume`.
+    Paused {
+        stage: usize,
+        worker: usize,
+        stashed: Vec<AnyBox>,
+    },
     /// A source worker has no more input; it waits for `Finish` (or a barrier).
     Exhausted { stage: usize, worker: usize },
     /// A worker closed at end of stream.
@@ -85,6 +99,8 @@ pub(crate) enum WorkerEvent {
 pub(crate) enum SourceCommand {
     /// Flush, send `Barrier(id)` on every output, report `Paused`, wait.
     Barrier(u64),
+    /// A hand-over: flush what fits, stash the rest, report `Paused` with it, wait.
+    HandOver,
     /// Continue with these outputs (the new generation's edge writers).
     Resume {
         outputs: Vec<AnyBox>,
@@ -100,6 +116,9 @@ pub(crate) struct WorkerSetup {
     pub stage: usize,
     pub info: WorkerInfo,
     pub inputs: Vec<AnyBox>,
+    /// Per input edge, the records a hand-over gave this worker (`Vec<Message<In>>`), taken
+    /// before its channels; empty when the generation did not start from a hand-over.
+    pub prelude: Vec<AnyBox>,
     /// Parallelism of the upstream stage of each input edge.
     pub upstream: Vec<usize>,
     pub outputs: Vec<AnyBox>,
@@ -233,6 +252,20 @@ fn wait_for<O>(outputs: &[Box<dyn EdgeWriter<O>>], now: u64, timeout_ns: u64) ->
         Some(due) => Duration::from_nanos(due.saturating_sub(now)).min(POLL),
         None => POLL,
     }
+}
+
+/// Flushes every writer (sending what fits, stashing the rest while a hand-over runs) and takes
+/// what each stashed.
+fn flush_and_stash<O>(
+    outputs: &mut [Box<dyn EdgeWriter<O>>],
+    io: &mut IoCx,
+) -> Result<Vec<AnyBox>, Stopped> {
+    let mut stashed = Vec::with_capacity(outputs.len());
+    for w in outputs.iter_mut() {
+        w.flush(io)?;
+        stashed.push(w.take_stash());
+    }
+    Ok(stashed)
 }
 
 fn held<O>(outputs: &[Box<dyn EdgeWriter<O>>], staging: usize) -> u64 {

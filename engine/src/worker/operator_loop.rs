@@ -1,7 +1,7 @@
 //! The operator worker's loop: batches, watermarks, barriers, end of stream.
 
 use crate::channel::{IoCx, Marker, Message, Received, Stamp, Timestamp, receive};
-use crate::graph::{take_receivers, take_writers};
+use crate::graph::{take_prelude, take_receivers, take_writers};
 use crate::metrics::counters::LocalCounters;
 use crate::operator::{Context, Operator, WorkerInfo};
 use crate::state::StageState;
@@ -28,6 +28,7 @@ where
     F: Fn(&WorkerInfo) -> Op,
 {
     let inputs = take_receivers::<Op::In>(s.inputs).ok_or("input channel of unexpected type")?;
+    let mut prelude = take_prelude::<Op::In>(s.prelude).ok_or("prelude of unexpected type")?;
     let mut outputs =
         take_writers::<Op::Out>(s.outputs).ok_or("output writer of unexpected type")?;
     let mut state = *s
@@ -62,6 +63,7 @@ where
     let mut local = LocalCounters::default();
     let mut io = IoCx {
         abort: &env.abort,
+        handing_over: &env.handing_over,
         timing: env.timing,
         blocked_ns: 0,
     };
@@ -120,10 +122,17 @@ where
     macro_rules! stop {
         () => {{
             local.publish(counters, io.blocked_ns, state.keys());
+            let unread: u64 = prelude
+                .iter()
+                .map(|(_, m)| match m {
+                    Message::Data { records, .. } => records.len() as u64,
+                    _ => 0,
+                })
+                .sum();
             return Ok(WorkerEvent::Aborted {
                 stage: s.stage,
                 worker: info.index,
-                dropped: held(&outputs, staging.len()),
+                dropped: held(&outputs, staging.len()) + unread,
             });
         }};
     }
@@ -138,14 +147,50 @@ where
     let mut closed = vec![false; inputs.len()];
     let mut t_wait = env.now();
     loop {
+        if env.handing_over() {
+            // A hand-over: stop after the message in hand. What the operator holds for a
+            // barrier goes out (or into the stash) now; the queued input is re-routed by the
+            // controller.
+            let t_got = env.now();
+            let blocked_before = io.blocked_ns;
+            op.on_barrier(&mut cx!());
+            tri!(route(
+                &mut outputs,
+                &mut staging,
+                last_stamp,
+                t_got,
+                &mut io,
+                &mut local
+            ));
+            let Ok(stashed) = flush_and_stash(&mut outputs, &mut io) else {
+                stop!();
+            };
+            if timing {
+                local.busy_ns += (env.now() - t_got).saturating_sub(io.blocked_ns - blocked_before);
+            }
+            local.publish(counters, io.blocked_ns, state.keys());
+            return Ok(WorkerEvent::Retired {
+                stage: s.stage,
+                worker: info.index,
+                state: Box::new(state),
+                watermark,
+                stashed,
+            });
+        }
         let wait = wait_for(&outputs, t_wait, flush_ns);
-        let received = receive(&inputs, &mut closed, wait, &env.abort);
+        let received = match prelude.pop_front() {
+            Some((edge, msg)) => Received::Message(edge, msg),
+            None => receive(&inputs, &mut closed, wait, &env.abort),
+        };
         let t_got = env.now();
         if timing {
             local.idle_ns += t_got - t_wait;
         }
         let blocked_before = io.blocked_ns;
         match received {
+            // During a hand-over, upstream workers that stopped have dropped their senders: an
+            // emptied input reads as closed. Stop at the top of the loop like the others.
+            Received::Stopped if env.handing_over() && !env.aborted() => continue,
             Received::Stopped => stop!(),
             Received::Timeout => {
                 op.on_tick(&mut cx!());
@@ -229,6 +274,7 @@ where
                         worker: info.index,
                         state: Box::new(state),
                         watermark,
+                        stashed: Vec::new(),
                     });
                 }
             }

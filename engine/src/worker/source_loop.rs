@@ -52,6 +52,7 @@ fn source_loop<S: Source>(mut src: S, s: SourceSetup) -> Result<WorkerEvent, Str
     let mut local = LocalCounters::default();
     let mut io = IoCx {
         abort: &env.abort,
+        handing_over: &env.handing_over,
         timing: env.timing,
         blocked_ns: 0,
     };
@@ -117,12 +118,23 @@ fn source_loop<S: Source>(mut src: S, s: SourceSetup) -> Result<WorkerEvent, Str
             stop!();
         }
         match command {
-            Some(SourceCommand::Barrier(id)) => {
-                tri!(marker_all(&mut outputs, Marker::Barrier(id), &mut io));
+            Some(c @ (SourceCommand::Barrier(_) | SourceCommand::HandOver)) => {
+                let stashed = match c {
+                    SourceCommand::Barrier(id) => {
+                        tri!(marker_all(&mut outputs, Marker::Barrier(id), &mut io));
+                        Vec::new()
+                    }
+                    // Nothing waits for a barrier: what fits goes, the rest is handed back.
+                    _ => match flush_and_stash(&mut outputs, &mut io) {
+                        Ok(stashed) => stashed,
+                        Err(Stopped) => stop!(),
+                    },
+                };
                 local.publish(counters, io.blocked_ns, 0);
                 let _ = env.events.send(WorkerEvent::Paused {
                     stage: s.stage,
                     worker: info.index,
+                    stashed,
                 });
                 // Paused: wait for the new generation's outputs.
                 loop {
@@ -151,7 +163,7 @@ fn source_loop<S: Source>(mut src: S, s: SourceSetup) -> Result<WorkerEvent, Str
                                 &info,
                             );
                         }
-                        Ok(SourceCommand::Barrier(_)) => {}
+                        Ok(SourceCommand::Barrier(_) | SourceCommand::HandOver) => {}
                         Err(RecvTimeoutError::Timeout) if !env.aborted() => {}
                         Err(_) => stop!(),
                     }

@@ -22,7 +22,9 @@ impl EngineEnv {
     /// Starts `workload` on the engine with keys drawn from `seed`.
     pub fn start(workload: &Workload, seed: u64) -> Result<EngineEnv, EnvError> {
         let pipeline = build_pipeline(workload, seed)?;
-        let options = JobOptions::default().epoch(Duration::from_secs_f64(workload.epoch_s));
+        let options = JobOptions::default()
+            .epoch(Duration::from_secs_f64(workload.epoch_s))
+            .rescale(workload.rescale);
         let job = pipeline.start(options)?;
         let snapshots = job.snapshots();
         Ok(EngineEnv {

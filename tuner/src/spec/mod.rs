@@ -34,6 +34,7 @@ use std::path::Path;
 
 pub use build::{SINK, SOURCE, build_pipeline};
 pub use error::SpecError;
+use rheo_engine::Rescale;
 use rheo_engine::partition::Partition;
 use rheo_engine::source::RateProfile;
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,11 @@ pub struct Workload {
     /// The configuration a run starts from.
     #[serde(default)]
     pub initial: InitialSpec,
+    /// How the engine applies a reconfiguration: `"drain"` (the default: queued records are
+    /// processed by the old configuration first) or `"hand-over"` (they are handed to the new
+    /// one; see [`Rescale`]). The simulator models the drain.
+    #[serde(default)]
+    pub rescale: Rescale,
 }
 
 /// The source of a workload.

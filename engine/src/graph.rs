@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::channel::{IoCx, Marker, Message, QueueProbe, Stamp, Stopped};
 use crate::metrics::StageKind;
 use crate::operator::{Data, Operator, WorkerInfo};
-use crate::partition::{Partition, key_group_range};
+use crate::partition::{Partition, key_group, key_group_range, worker_for_key_group};
 use crate::source::Source;
 use crate::state::StageState;
 use crate::worker::{SourceSetup, WorkerSetup, run_operator, run_source};
@@ -75,49 +75,92 @@ pub(crate) trait EdgeFactory: Send + Sync {
         key_groups: u16,
     ) -> Option<AnyBox>;
     /// A hand-over's re-routing: the records an old generation left on this edge — `queued`,
-    /// what each old channel held (`Vec<Message<I>>` per old target), then `stashed`, what each
+    /// what each old target had not read (`(old target, Vec<Message<I>>)`, oldest first: the
+    /// rest of its prelude, then its channel), then `stashed`, what each
     /// upstream worker could not send (`Vec<(target, Message<I>)>` per worker) — as the first
     /// input of each of the `p_to` new targets (`Vec<Message<I>>` each). With `keep_targets`
     /// (the downstream parallelism is unchanged) every batch stays with its target, so key
-    /// groups and per-sender order hold; otherwise batches are dealt round-robin, which only a
-    /// rebalanced edge allows. Markers are dropped. Also returns the records re-routed. `None`
-    /// on a type mismatch (an engine bug).
+    /// groups and per-sender order hold; otherwise a hash edge sends each record to the new
+    /// owner of its key group (a key's records keep their order) and a rebalanced edge deals
+    /// batches round-robin. Markers are dropped. Also returns the records re-routed. `None` on
+    /// a type mismatch (an engine bug).
     fn reroute(
         &self,
-        queued: Vec<AnyBox>,
+        queued: Vec<(usize, AnyBox)>,
         stashed: Vec<AnyBox>,
-        p_to: usize,
-        keep_targets: bool,
+        to: NewTargets,
     ) -> Option<(Vec<AnyBox>, u64)>;
+    /// Whether [`EdgeFactory::reroute`] can find the key of a queued record (a hash edge built
+    /// by a keyed stream), so a hand-over may change the downstream parallelism.
+    fn rekeyable(&self) -> bool;
 }
 
-/// [`EdgeFactory::reroute`] for channels of `I`.
+/// Where a hand-over sends an edge's queued records.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewTargets {
+    /// The downstream parallelism of the new generation.
+    pub p_to: usize,
+    /// The downstream parallelism is unchanged: every batch stays with its target.
+    pub keep_targets: bool,
+    /// Key groups of the downstream stage (for a hash edge).
+    pub groups: u16,
+}
+
+/// The key hash of a record on a hash edge's channel.
+pub(crate) type Rehash<I> = Arc<dyn Fn(&I) -> u64 + Send + Sync>;
+
+/// [`EdgeFactory::reroute`] for channels of `I`; `rehash` finds a record's key hash.
 fn reroute_typed<I: Send + 'static>(
-    queued: Vec<AnyBox>,
+    queued: Vec<(usize, AnyBox)>,
     stashed: Vec<AnyBox>,
-    p_to: usize,
-    keep_targets: bool,
+    to: NewTargets,
+    rehash: Option<&Rehash<I>>,
 ) -> Option<(Vec<AnyBox>, u64)> {
+    let p_to = to.p_to.max(1);
     let mut out: Vec<Vec<Message<I>>> = (0..p_to).map(|_| Vec::new()).collect();
+    let owner: Vec<usize> = match rehash {
+        Some(_) if !to.keep_targets => (0..to.groups)
+            .map(|g| worker_for_key_group(g, to.groups, p_to))
+            .collect(),
+        _ => Vec::new(),
+    };
     let mut next = 0usize;
     let mut records_moved = 0u64;
     let mut place = |target: usize, msg: Message<I>, out: &mut Vec<Vec<Message<I>>>| {
-        match &msg {
-            Message::Data { records, .. } if !records.is_empty() => {
-                records_moved += records.len() as u64;
-            }
-            _ => return,
-        }
-        let t = if keep_targets {
-            target.min(p_to - 1)
-        } else {
-            next = (next + 1) % p_to;
-            next
+        let Message::Data { records, stamp } = msg else {
+            return;
         };
-        out[t].push(msg);
+        if records.is_empty() {
+            return;
+        }
+        records_moved += records.len() as u64;
+        match rehash {
+            _ if to.keep_targets => {
+                out[target.min(p_to - 1)].push(Message::Data { records, stamp })
+            }
+            Some(hash) => {
+                // Split the batch by the new owners, keeping the records' order.
+                let mut parts: Vec<Vec<I>> = (0..p_to).map(|_| Vec::new()).collect();
+                for r in records {
+                    parts[owner[key_group(hash(&r), to.groups) as usize]].push(r);
+                }
+                for (t, part) in parts.into_iter().enumerate() {
+                    if !part.is_empty() {
+                        out[t].push(Message::Data {
+                            records: part,
+                            stamp,
+                        });
+                    }
+                }
+            }
+            None => {
+                next = (next + 1) % p_to;
+                out[next].push(Message::Data { records, stamp });
+            }
+        }
     };
     // Everything a channel held was sent before anything its senders stashed.
-    for (target, q) in queued.into_iter().enumerate() {
+    for (target, q) in queued {
         for msg in *q.downcast::<Vec<Message<I>>>().ok()? {
             place(target, msg, &mut out);
         }
@@ -139,6 +182,8 @@ pub(crate) struct TypedEdge<T, I, C, H> {
     pub partition: Partition,
     pub convert: C,
     pub hash: Option<H>,
+    /// `hash` seen through `convert`: the key hash of a record on the channel (hash edges).
+    pub rehash: Option<Rehash<I>>,
     pub _t: PhantomData<fn(T) -> I>,
 }
 
@@ -192,12 +237,19 @@ where
 
     fn reroute(
         &self,
-        queued: Vec<AnyBox>,
+        queued: Vec<(usize, AnyBox)>,
         stashed: Vec<AnyBox>,
-        p_to: usize,
-        keep_targets: bool,
+        to: NewTargets,
     ) -> Option<(Vec<AnyBox>, u64)> {
-        reroute_typed::<I>(queued, stashed, p_to, keep_targets)
+        let rehash = self
+            .rehash
+            .as_ref()
+            .filter(|_| self.partition == Partition::Hash);
+        reroute_typed::<I>(queued, stashed, to, rehash)
+    }
+
+    fn rekeyable(&self) -> bool {
+        self.partition == Partition::Hash && self.rehash.is_some()
     }
 }
 
@@ -244,12 +296,15 @@ where
 
     fn reroute(
         &self,
-        queued: Vec<AnyBox>,
+        queued: Vec<(usize, AnyBox)>,
         stashed: Vec<AnyBox>,
-        p_to: usize,
-        keep_targets: bool,
+        to: NewTargets,
     ) -> Option<(Vec<AnyBox>, u64)> {
-        self.inner.reroute(queued, stashed, p_to, keep_targets)
+        self.inner.reroute(queued, stashed, to)
+    }
+
+    fn rekeyable(&self) -> bool {
+        self.inner.rekeyable()
     }
 }
 
@@ -502,19 +557,30 @@ mod tests {
 
     #[test]
     fn a_hand_over_keeps_batches_with_their_target_queued_before_stashed() {
-        let queued: Vec<AnyBox> = vec![
-            Box::new(vec![
-                data(vec![1]),
-                Message::Watermark { from: 0, ts: 5 },
-                data(vec![2]),
-            ]),
-            Box::new(vec![data(vec![3]), Message::Barrier { from: 0, id: 1 }]),
+        let queued: Vec<(usize, AnyBox)> = vec![
+            (
+                0,
+                Box::new(vec![
+                    data(vec![1]),
+                    Message::Watermark { from: 0, ts: 5 },
+                    data(vec![2]),
+                ]),
+            ),
+            (
+                1,
+                Box::new(vec![data(vec![3]), Message::Barrier { from: 0, id: 1 }]),
+            ),
         ];
         let stashed: Vec<AnyBox> = vec![
             Box::new(vec![(0usize, data(vec![4]))]),
             Box::new(vec![(1usize, data(vec![5])), (0usize, data(vec![6]))]),
         ];
-        let (prelude, moved) = reroute_typed::<u32>(queued, stashed, 2, true).unwrap();
+        let to = NewTargets {
+            p_to: 2,
+            keep_targets: true,
+            groups: 8,
+        };
+        let (prelude, moved) = reroute_typed::<u32>(queued, stashed, to, None).unwrap();
         assert_eq!(moved, 6);
         assert_eq!(
             records(prelude),
@@ -527,16 +593,24 @@ mod tests {
 
     #[test]
     fn a_hand_over_to_a_new_parallelism_deals_every_batch_once() {
-        let queued: Vec<AnyBox> = vec![Box::new(vec![
-            data(vec![1, 2]),
-            data(vec![3]),
-            data(vec![]),
-            data(vec![4]),
-            Message::End { from: 0 },
-        ])];
+        let queued: Vec<(usize, AnyBox)> = vec![(
+            0,
+            Box::new(vec![
+                data(vec![1, 2]),
+                data(vec![3]),
+                data(vec![]),
+                data(vec![4]),
+                Message::End { from: 0 },
+            ]),
+        )];
         let stashed: Vec<AnyBox> =
             vec![Box::new(vec![(0usize, data(vec![5])), (0, data(vec![6]))])];
-        let (prelude, moved) = reroute_typed::<u32>(queued, stashed, 3, false).unwrap();
+        let to = NewTargets {
+            p_to: 3,
+            keep_targets: false,
+            groups: 8,
+        };
+        let (prelude, moved) = reroute_typed::<u32>(queued, stashed, to, None).unwrap();
         assert_eq!(moved, 6);
         let per_target = records(prelude);
         // Five non-empty batches over three targets: two, two and one.
@@ -550,7 +624,55 @@ mod tests {
 
     #[test]
     fn a_prelude_of_the_wrong_type_is_refused() {
-        let queued: Vec<AnyBox> = vec![Box::new(vec![data(vec![1])])];
-        assert!(reroute_typed::<u64>(queued, Vec::new(), 1, true).is_none());
+        let queued: Vec<(usize, AnyBox)> = vec![(0, Box::new(vec![data(vec![1])]))];
+        let to = NewTargets {
+            p_to: 1,
+            keep_targets: true,
+            groups: 8,
+        };
+        assert!(reroute_typed::<u64>(queued, Vec::new(), to, None).is_none());
+    }
+
+    #[test]
+    fn a_hand_over_on_a_hash_edge_sends_each_key_to_its_new_owner_in_order() {
+        use crate::partition::key_hash;
+        // Two old owners; the new parallelism is 3.
+        let queued: Vec<(usize, AnyBox)> = vec![
+            (
+                0,
+                Box::new(vec![data((0..40).collect()), data((40..60).collect())]),
+            ),
+            (1, Box::new(vec![data((60..100).collect())])),
+        ];
+        let stashed: Vec<AnyBox> = vec![Box::new(vec![(1usize, data((100..120).collect()))])];
+        let to = NewTargets {
+            p_to: 3,
+            keep_targets: false,
+            groups: 16,
+        };
+        let rehash: Rehash<u32> = Arc::new(|x: &u32| key_hash(&(x % 7)));
+        let (prelude, moved) = reroute_typed::<u32>(queued, stashed, to, Some(&rehash)).unwrap();
+        assert_eq!(moved, 120);
+        let per_target: Vec<Vec<u32>> = records(prelude)
+            .into_iter()
+            .map(|batches| batches.into_iter().flatten().collect())
+            .collect();
+        let mut all: Vec<u32> = per_target.iter().flatten().copied().collect();
+        all.sort();
+        assert_eq!(all, (0..120).collect::<Vec<_>>());
+        for (t, recs) in per_target.iter().enumerate() {
+            for r in recs {
+                let g = key_group(key_hash(&(r % 7)), 16);
+                assert_eq!(worker_for_key_group(g, 16, 3), t, "record {r}");
+            }
+            // Each key's records in the order they were queued (ascending here).
+            for k in 0..7 {
+                let of_key: Vec<u32> = recs.iter().copied().filter(|r| r % 7 == k).collect();
+                assert!(
+                    of_key.windows(2).all(|w| w[0] < w[1]),
+                    "key {k} out of order"
+                );
+            }
+        }
     }
 }

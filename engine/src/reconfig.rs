@@ -38,7 +38,7 @@ use std::sync::atomic::Ordering;
 
 use crate::config::{JobConfig, Rescale};
 use crate::error::ReconfigError;
-use crate::graph::{AnyBox, Preludes, Runner, StateMoves};
+use crate::graph::{AnyBox, NewTargets, Preludes, Runner, StateMoves};
 use crate::metrics::ReconfigSummary;
 use crate::partition::Partition;
 use crate::pipeline::merge_config;
@@ -163,6 +163,11 @@ impl Controller {
                 (0..p).map(|_| Vec::new()).collect()
             })
             .collect();
+        // Per stage, per worker, per input edge: what was left of its prelude (a hand-over).
+        let mut unreads = stashes
+            .iter()
+            .map(|workers| workers.iter().map(|_| Vec::new()).collect())
+            .collect::<Vec<Vec<Vec<Option<AnyBox>>>>>();
         let mut watermarks: Vec<Option<Timestamp>> = vec![None; n_stages];
         let mut paused = 0;
         let mut retired = 0;
@@ -189,9 +194,13 @@ impl Controller {
                     state,
                     watermark,
                     stashed,
+                    unread,
                 }) => {
                     if let Some(slot) = stashes.get_mut(stage).and_then(|s| s.get_mut(worker)) {
                         *slot = stashed.into_iter().map(Some).collect();
+                    }
+                    if let Some(slot) = unreads.get_mut(stage).and_then(|s| s.get_mut(worker)) {
+                        *slot = unread.into_iter().map(Some).collect();
                     }
                     if let Some(slot) = states.get_mut(stage).and_then(|s| s.get_mut(worker)) {
                         *slot = Some(state);
@@ -227,7 +236,7 @@ impl Controller {
         // Every old worker has stopped: nothing sends on the old channels any more.
         let (preludes, carried_records) = if hand_over {
             self.env.handing_over.store(false, Ordering::SeqCst);
-            match self.reroute_queued(&new, &mut stashes) {
+            match self.reroute_queued(&new, &mut stashes, &mut unreads) {
                 Ok(routed) => routed,
                 Err(message) => {
                     self.fail(0, 0, format!("internal error: {message}"));
@@ -324,8 +333,8 @@ impl Controller {
 
     /// Whether `new` may be applied by a hand-over: no source has ended (its end-of-stream
     /// markers may be queued), and every stage whose parallelism changes is an operator that
-    /// reads only rebalanced edges (nothing ties a queued record to a worker, and what it
-    /// writes has no order to keep).
+    /// reads only rebalanced edges (nothing ties a queued record to a worker) or hash edges of
+    /// keyed streams (a queued record's key says where it goes now).
     fn hand_over_allowed(&self, new: &JobConfig) -> bool {
         if self.exhausted > 0 {
             return false;
@@ -337,20 +346,23 @@ impl Controller {
                 return true;
             }
             matches!(stage.runner, Runner::Operator(_))
-                && stage
-                    .inputs
-                    .iter()
-                    .all(|&e| edges[e].partition == Partition::Rebalance)
+                && stage.inputs.iter().all(|&e| match edges[e].partition {
+                    Partition::Rebalance => true,
+                    Partition::Hash => edges[e].factory.rekeyable(),
+                    Partition::Forward | Partition::Broadcast => false,
+                })
         })
     }
 
-    /// A hand-over's re-routing: per edge, what its old channels hold and what its senders
-    /// stashed, as the prelude of each new downstream worker. Returns the preludes (per edge, per
+    /// A hand-over's re-routing: per edge, what its old downstream workers had not read (the
+    /// rest of a prelude, then the channel) and what its senders stashed, as the prelude of each
+    /// new downstream worker. Returns the preludes (per edge, per
     /// new worker) and the records they carry.
     fn reroute_queued(
         &self,
         new: &JobConfig,
         stashes: &mut [Vec<Vec<Option<AnyBox>>>],
+        unreads: &mut [Vec<Vec<Option<AnyBox>>>],
     ) -> Result<(Preludes, u64), String> {
         let mut preludes = Vec::with_capacity(self.pipeline.edges.len());
         let mut carried = 0;
@@ -367,10 +379,31 @@ impl Controller {
                 .iter_mut()
                 .filter_map(|worker| worker.get_mut(k).and_then(Option::take))
                 .collect();
-            let queued = self.collector.take_queued(e);
+            // Per old target: the rest of its prelude, then its channel.
+            let input = to
+                .inputs
+                .iter()
+                .position(|&i| i == e)
+                .ok_or("an edge missing from its stage's inputs")?;
+            let mut queued = Vec::new();
+            for (w, channel) in self.collector.take_queued(e).into_iter().enumerate() {
+                if let Some(rest) = unreads[edge.to]
+                    .get_mut(w)
+                    .and_then(|u| u.get_mut(input))
+                    .and_then(Option::take)
+                {
+                    queued.push((w, rest));
+                }
+                queued.push((w, channel));
+            }
+            let to_targets = NewTargets {
+                p_to: new_p,
+                keep_targets: new_p == old_p,
+                groups: to.key_groups,
+            };
             let (routed, records) = edge
                 .factory
-                .reroute(queued, stashed, new_p, new_p == old_p)
+                .reroute(queued, stashed, to_targets)
                 .ok_or_else(|| {
                     format!("edge `{}`: queued records of unexpected type", edge.name)
                 })?;

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use super::*;
-use crate::graph::TypedEdge;
+use crate::graph::{Rehash, TypedEdge};
 use crate::metrics::StageKind;
 use crate::operator::{Data, Operator, WorkerInfo};
 use crate::partition::{Partition, key_hash};
@@ -51,7 +51,8 @@ where
         G: Fn(&WorkerInfo) -> Op + Send + Sync + 'static,
     {
         let id = add_operator_stage::<Op, G>(&self.stream.graph, name, StageKind::Operator, make);
-        self.connect(id, identity::<T>);
+        let key = self.key.clone();
+        self.connect(id, identity::<T>, Arc::new(move |t: &T| key_hash(&key(t))));
         keyed_stage_limits(&self.stream.graph, id);
         Stream::new(self.stream.graph.clone(), vec![Port::plain(id)])
     }
@@ -70,13 +71,19 @@ where
         G: Fn(&WorkerInfo) -> Op + Send + Sync + 'static,
     {
         let id = add_operator_stage::<Op, G>(&self.stream.graph, name, StageKind::Operator, make);
-        self.connect(id, Either::<T, R>::Left);
-        other.connect(id, Either::<T, R>::Right);
+        // Either side's key, for a hand-over that re-partitions queued records.
+        let (left, right) = (self.key.clone(), other.key.clone());
+        let rehash: Rehash<Either<T, R>> = Arc::new(move |e: &Either<T, R>| match e {
+            Either::Left(t) => key_hash(&left(t)),
+            Either::Right(r) => key_hash(&right(r)),
+        });
+        self.connect(id, Either::<T, R>::Left, rehash.clone());
+        other.connect(id, Either::<T, R>::Right, rehash);
         keyed_stage_limits(&self.stream.graph, id);
         Stream::new(self.stream.graph.clone(), vec![Port::plain(id)])
     }
 
-    pub(super) fn connect<I: Data, C>(&self, to: usize, convert: C)
+    pub(super) fn connect<I: Data, C>(&self, to: usize, convert: C, rehash: Rehash<I>)
     where
         C: Fn(T) -> I + Clone + Send + Sync + 'static,
     {
@@ -88,6 +95,7 @@ where
                 partition: Partition::Hash,
                 convert: convert.clone(),
                 hash: Some(hash),
+                rehash: Some(rehash.clone()),
                 _t: PhantomData,
             };
             g.add_edge(

@@ -348,6 +348,7 @@ impl<T: Data> Stream<T> {
                 partition: port.partition,
                 convert: convert.clone(),
                 hash: None,
+                rehash: None,
                 _t: PhantomData,
             };
             g.add_edge(

@@ -69,6 +69,9 @@ pub(crate) enum WorkerEvent {
         watermark: Timestamp,
         /// Per output edge (in the stage's output order): what a hand-over stashed.
         stashed: Vec<AnyBox>,
+        /// Per input edge: what was left of the worker's prelude when a hand-over stopped it
+        /// (`Vec<Message<In>>`; older than anything in its channels).
+        unread: Vec<AnyBox>,
     },
     /// A source worker injected a barrier (or stopped for a hand-over, `stashed` holding per
     /// output edge what it could not send) and waits for `Resume`.

@@ -1,7 +1,7 @@
 //! The operator worker's loop: batches, watermarks, barriers, end of stream.
 
 use crate::channel::{IoCx, Marker, Message, Received, Stamp, Timestamp, receive};
-use crate::graph::{take_prelude, take_receivers, take_writers};
+use crate::graph::{AnyBox, take_prelude, take_receivers, take_writers};
 use crate::metrics::counters::LocalCounters;
 use crate::operator::{Context, Operator, WorkerInfo};
 use crate::state::StageState;
@@ -168,6 +168,11 @@ where
             if timing {
                 local.busy_ns += (env.now() - t_got).saturating_sub(io.blocked_ns - blocked_before);
             }
+            let mut unread: Vec<Vec<Message<Op::In>>> =
+                (0..inputs.len()).map(|_| Vec::new()).collect();
+            for (edge, msg) in prelude.drain(..) {
+                unread[edge].push(msg);
+            }
             local.publish(counters, io.blocked_ns, state.keys());
             return Ok(WorkerEvent::Retired {
                 stage: s.stage,
@@ -175,6 +180,7 @@ where
                 state: Box::new(state),
                 watermark,
                 stashed,
+                unread: unread.into_iter().map(|v| Box::new(v) as AnyBox).collect(),
             });
         }
         let wait = wait_for(&outputs, t_wait, flush_ns);
@@ -275,6 +281,8 @@ where
                         state: Box::new(state),
                         watermark,
                         stashed: Vec::new(),
+                        // A barrier comes through the channels, after the whole prelude.
+                        unread: Vec::new(),
                     });
                 }
             }

@@ -28,12 +28,13 @@ pub struct FallbackArgs {
     fallback_distance: f64,
 }
 
-/// How the engine applies reconfigurations, shared by `rheo scoreboard` and `rheo tune`.
+/// How reconfigurations are applied (on the engine, and as the simulator prices them), shared
+/// by `rheo scoreboard`, `rheo tune` and `rheo train`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct EngineArgs {
-    /// Engine: what a reconfiguration does with queued records — `drain` (the old
-    /// configuration processes them first) or `hand-over` (they go to the new one); default:
-    /// the workload's `rescale`, drain unless it says
+    /// What a reconfiguration does with queued records — `drain` (the old configuration
+    /// processes them first) or `hand-over` (they go to the new one), on the engine and in the
+    /// simulator; default: the workload's `rescale`, drain unless it says
     #[arg(long, value_parser = parse_rescale)]
     rescale: Option<rheo::engine::Rescale>,
 }

@@ -98,6 +98,9 @@ pub struct Args {
     /// Also write every transition as a bincode experience log.
     #[arg(long)]
     experience: Option<PathBuf>,
+    /// How reconfigurations are applied (the simulator prices them so).
+    #[command(flatten)]
+    engine: super::EngineArgs,
 }
 
 fn beside(path: &Path, suffix: &str) -> PathBuf {
@@ -121,7 +124,8 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             )
             .into());
         }
-        let workload = Workload::load(path)?;
+        let mut workload = Workload::load(path)?;
+        args.engine.apply(&mut workload);
         let params = sim_params(path, &workload)?;
         let (ds2, _) = tune_ds2(&workload, &params, Backend::Sim)?;
         workloads.push(TrainingWorkload {

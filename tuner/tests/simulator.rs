@@ -2,9 +2,9 @@
 //! never converges under a rate step, the scoreboard's rows, and the queueing model's transients
 //! (batches that grow only behind a full channel; the latency of a growing queue); a run with
 //! its rate profile shifted in time; an overloaded channel's fill in batches; key skew seen by
-//! the busiest worker.
+//! the busiest worker; a hand-over's short pause and the queue it carries.
 
-use rheo_tuner::env::sim::{Carry, Model, initial_config};
+use rheo_tuner::env::sim::{Carry, Model, Reconfiguration, initial_config};
 use rheo_tuner::env::{SimEnv, SimParams};
 use rheo_tuner::run::run;
 use rheo_tuner::scoreboard::{Backend, TunerKind, context, row, run_once};
@@ -250,6 +250,66 @@ fn an_overloaded_stage_is_as_late_as_its_backlog_took_to_be_offered() {
             "p99 by epoch {p99:?}, expected steps of {expected_ms} ms"
         );
     }
+}
+
+#[test]
+fn a_hand_over_pauses_for_a_batch_and_carries_the_queue_a_drain_works_off() {
+    // `a` (one 400 µs worker) falls behind 4 000/s; then it gets three workers.
+    let mut w = chain(r#"{ profile = "constant", value = 4000 }"#);
+    let mut before = initial_config(&w);
+    before.stages.get_mut("b").expect("stage b").parallelism = 4;
+    let mut after = before.clone();
+    after.stages.get_mut("a").expect("stage a").parallelism = 3;
+    let noise = [1.0, 1.0];
+    let mut model = Model::new(&w, exact(&w));
+    let mut carry = Carry::default();
+    let mut capacity = 0.0;
+    for _ in 0..3 {
+        let out = model.epoch(&before, 2000.0, carry, &noise);
+        carry = out.carry();
+        capacity = out.capacity;
+    }
+    assert!(carry.queued > 500.0, "the queue did not fill: {carry:?}");
+    // The workload drains unless it asks for hand-overs.
+    assert_eq!(model.hand_over_stop_s(&before, &after, &noise), None);
+    let drain = model.epoch_after_change(
+        &after,
+        2000.0,
+        carry,
+        &noise,
+        Reconfiguration::Drain {
+            previous_capacity: capacity,
+        },
+    );
+    w.rescale = rheo_engine::Rescale::HandOver;
+    let mut model = Model::new(&w, exact(&w));
+    let stop_s = model
+        .hand_over_stop_s(&before, &after, &noise)
+        .expect("a rebalanced stage is handed over");
+    // The slowest stage's worker finishing half a batch of 64 records: `b`, at 900 µs each
+    // (and the engine's overhead).
+    assert!((0.0288..0.0292).contains(&stop_s), "stop {stop_s} s");
+    let hand_over = model.epoch_after_change(
+        &after,
+        2000.0,
+        carry,
+        &noise,
+        Reconfiguration::HandOver { stop_s },
+    );
+    // The drain pauses for the queue at the old rate; the hand-over for the batch in hand.
+    assert!(drain.pause_s > carry.queued / capacity);
+    assert!(hand_over.pause_s < 0.031);
+    // Nothing is lost either way: what was queued is processed or still queued.
+    for out in [&drain, &hand_over] {
+        let due = carry.backlog + carry.queued + 2000.0;
+        let accounted = out.processed + out.queued + out.backlog;
+        assert!(
+            (due - accounted).abs() < 1.0,
+            "{due} due, {accounted} accounted"
+        );
+    }
+    // The hand-over emits more of the epoch's events.
+    assert!(hand_over.emitted > drain.emitted);
 }
 
 #[test]

@@ -40,7 +40,7 @@ use rheo_engine::{JobConfig, MetricsSnapshot};
 use super::{EnvError, Environment};
 use crate::spec::{SINK, SOURCE, Workload};
 
-pub use model::{Carry, EpochOutcome, Model};
+pub use model::{Carry, EpochOutcome, Model, Reconfiguration};
 pub use params::SimParams;
 
 /// A simulated run of a workload (cloning it forks the run: the clone continues from the same
@@ -57,6 +57,9 @@ pub struct SimEnv {
     emitted_total: f64,
     generation: u64,
     changed: bool,
+    /// The pending change is handed over, its workers taking this long to stop
+    /// ([`Model::hand_over_stop_s`]); `None`: it drains.
+    hand_over_stop_s: Option<f64>,
     last_capacity: f64,
     rate_shift_s: f64,
 }
@@ -75,6 +78,7 @@ impl SimEnv {
             emitted_total: 0.0,
             generation: 0,
             changed: false,
+            hand_over_stop_s: None,
             last_capacity: f64::INFINITY,
             rate_shift_s: 0.0,
         }
@@ -161,13 +165,14 @@ impl Environment for SimEnv {
             .map(|_| (sigma * self.normal()).exp())
             .collect();
         let out = if self.changed {
-            self.model.epoch_after_change(
-                &self.config,
-                offered,
-                self.carry,
-                &noise,
-                self.last_capacity,
-            )
+            let change = match self.hand_over_stop_s {
+                Some(stop_s) => Reconfiguration::HandOver { stop_s },
+                None => Reconfiguration::Drain {
+                    previous_capacity: self.last_capacity,
+                },
+            };
+            self.model
+                .epoch_after_change(&self.config, offered, self.carry, &noise, change)
         } else {
             self.model.epoch(&self.config, offered, self.carry, &noise)
         };
@@ -183,6 +188,8 @@ impl Environment for SimEnv {
 
     fn apply(&mut self, config: &JobConfig) -> Result<(), EnvError> {
         if *config != self.config {
+            let noise = vec![1.0; self.model.workload.stages.len()];
+            self.hand_over_stop_s = self.model.hand_over_stop_s(&self.config, config, &noise);
             self.config = config.clone();
             self.generation += 1;
             self.changed = true;

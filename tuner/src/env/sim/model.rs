@@ -57,6 +57,22 @@ pub struct Carry {
     pub full: bool,
 }
 
+/// How the reconfiguration at the start of an epoch treats queued events (the engine's
+/// [`rheo_engine::Rescale`], with what the model needs to price it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reconfiguration {
+    /// The old configuration, which absorbed `previous_capacity` events/s, drains the queues.
+    Drain {
+        /// Events per second the old configuration absorbed.
+        previous_capacity: f64,
+    },
+    /// The queues go to the new configuration after workers finish the batch in hand.
+    HandOver {
+        /// Seconds the workers take to stop.
+        stop_s: f64,
+    },
+}
+
 /// Which batches form on the edges.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Batching {
@@ -314,22 +330,64 @@ impl Model {
         self.epoch_span(config, offered, state, noise, 1.0)
     }
 
-    /// Like [`Model::epoch`], for an epoch that starts with a reconfiguration away from a
-    /// configuration that absorbed `previous_capacity` events/s: the barrier first drains
-    /// what is queued through the old configuration while the source pauses, so the epoch
-    /// loses that time, the events due meanwhile join the backlog, and every event waits out
-    /// the pause.
+    /// If the workload asks for hand-overs ([`rheo_engine::Rescale::HandOver`]) and the engine
+    /// would hand this change over (every stage whose parallelism changes reads a rebalanced or
+    /// hash edge), the seconds the workers of `previous` take to stop: half the longest batch
+    /// in hand, at full batch size (changes come under load). `None` when the change drains.
+    pub fn hand_over_stop_s(
+        &mut self,
+        previous: &JobConfig,
+        next: &JobConfig,
+        noise: &[f64],
+    ) -> Option<f64> {
+        let w = &self.workload;
+        let eligible = w.rescale == rheo_engine::Rescale::HandOver
+            && w.stages.iter().all(|s| {
+                previous.parallelism(&s.name) == next.parallelism(&s.name)
+                    || matches!(s.partition, Partition::Rebalance | Partition::Hash)
+            });
+        if !eligible {
+            return None;
+        }
+        let batch = |i: usize| {
+            previous
+                .edges
+                .get(&self.edge_into(i))
+                .map_or(w.initial.batch_size, |e| e.batch_size) as f64
+        };
+        let batches: Vec<f64> = (0..w.stages.len()).map(batch).collect();
+        let idle = self.epoch(previous, 0.0, Carry::default(), noise);
+        Some(
+            0.5 * batches
+                .iter()
+                .zip(&idle.mu)
+                .map(|(b, mu)| b / mu.max(1e-9))
+                .fold(0.0, f64::max),
+        )
+    }
+
+    /// Like [`Model::epoch`], for an epoch that starts with a reconfiguration. With
+    /// [`Reconfiguration::Drain`] the barrier first drains what is queued through the old configuration
+    /// (which absorbed `previous_capacity` events/s) while the source pauses, so the epoch loses
+    /// that time, the events due meanwhile join the backlog, and every event waits out the
+    /// pause. With [`Reconfiguration::HandOver`] the source pauses only while workers finish the batch
+    /// in hand (`stop_s`) and the queued events stay queued, for the new configuration.
     pub fn epoch_after_change(
         &mut self,
         config: &JobConfig,
         offered: f64,
         state: Carry,
         noise: &[f64],
-        previous_capacity: f64,
+        change: Reconfiguration,
     ) -> EpochOutcome {
         let e = self.workload.epoch_s;
-        // Drain through the old configuration, plus a millisecond to rebuild and restart.
-        let pause_s = state.queued / previous_capacity.max(1.0) + 0.001;
+        // Plus a millisecond to rebuild and restart.
+        let (pause_s, queued) = match change {
+            Reconfiguration::Drain { previous_capacity } => {
+                (state.queued / previous_capacity.max(1.0) + 0.001, 0.0)
+            }
+            Reconfiguration::HandOver { stop_s } => (stop_s.min(e) + 0.001, state.queued),
+        };
         if pause_s >= e {
             // Full queues drain longer than an epoch: the source emits nothing all epoch (the
             // engine stretches the epoch to the end of the pause; the next one catches up).
@@ -338,12 +396,12 @@ impl Model {
         let active = 1.0 - pause_s / e;
         let carry = Carry {
             backlog: state.backlog + offered * (1.0 - active),
-            queued: 0.0,
-            // The barrier drained the channels.
-            full: false,
+            queued,
+            // A drain empties the channels; a hand-over keeps what they held.
+            full: queued > 0.0 && state.full,
         };
         let mut out = self.epoch_span(config, offered * active, carry, noise, active);
-        out.processed += state.queued;
+        out.processed += state.queued - queued;
         out.pause_s = pause_s;
         out
     }

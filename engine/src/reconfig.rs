@@ -21,21 +21,23 @@
 //! controller raises a flag instead of injecting barriers: every operator worker stops after the
 //! message in hand (running the operator's barrier hook, as at a barrier), and every send that
 //! finds a full channel hands its batch back instead of blocking (the *stash*), since its
-//! receiver may have stopped. Once all have stopped, each edge's queued batches, then its
-//! stashed ones, become the first input of the new generation's workers (the *prelude*):
-//! kept with their target where the downstream parallelism is unchanged (so key groups and
-//! per-sender order hold), dealt round-robin where it changed (allowed only for rebalanced
-//! edges). Markers are dropped: the new generation starts from the watermarks the workers
+//! receiver may have stopped. Once all have stopped, each edge's unread batches — what a
+//! worker had left of its own prelude, then its channel, then what the senders stashed —
+//! become the first input of the new generation's workers (the *prelude*, read before any
+//! channel): kept with their target where the downstream parallelism is unchanged (so key
+//! groups and per-sender order hold); where it changed, sent record by record to the new owner
+//! of the key group on a keyed stream's hash edge (a key's records keep their order) and dealt
+//! round-robin on a rebalanced edge. Any other change (a stage behind a forward or broadcast
+//! edge changing parallelism, or an ended source) drains instead. Markers are dropped: the new generation starts from the watermarks the workers
 //! hand back, and sources send theirs again on resume. Each record is still processed exactly
 //! once — by the old generation if it got that far, else by the new one.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::channel::{POLL, Timestamp};
-use std::sync::atomic::Ordering;
-
 use crate::config::{JobConfig, Rescale};
 use crate::error::ReconfigError;
 use crate::graph::{AnyBox, NewTargets, Preludes, Runner, StateMoves};

@@ -38,6 +38,17 @@ fn a_good_spec_parses_with_defaults() {
 }
 
 #[test]
+fn a_spec_may_ask_for_hand_overs_and_drains_otherwise() {
+    let w = Workload::parse(GOOD, "good.toml").unwrap();
+    assert_eq!(w.rescale, rheo_engine::Rescale::Drain);
+    let w = Workload::parse(&format!("rescale = \"hand-over\"\n{GOOD}"), "good.toml").unwrap();
+    assert_eq!(w.rescale, rheo_engine::Rescale::HandOver);
+    let e = error(&format!("rescale = \"handover\"\n{GOOD}"));
+    assert_eq!(e.field, "rescale", "{e}");
+    assert!(e.reason.contains("unknown variant"), "{e}");
+}
+
+#[test]
 fn an_unknown_field_is_named_with_its_table() {
     let e = error(&GOOD.replace("wait_us = 200.0", "wait_us = 200.0\nwiat_us = 3"));
     assert_eq!(e.file.to_str(), Some("bad.toml"));

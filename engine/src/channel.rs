@@ -72,6 +72,16 @@ pub(crate) enum Message<T> {
     },
 }
 
+impl<T> Message<T> {
+    /// Records the message carries (0 for a marker).
+    pub fn records(&self) -> u64 {
+        match self {
+            Message::Data { records, .. } => records.len() as u64,
+            _ => 0,
+        }
+    }
+}
+
 /// A control marker, sent to every target of an edge after its pending records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Marker {
@@ -238,14 +248,9 @@ impl<T: Send + 'static> QueueProbe for Receiver<Message<T>> {
     }
 
     fn drain_records(&self) -> u64 {
-        let mut n = 0;
-        while let Ok(msg) = self.try_recv() {
-            if let Message::Data { records, .. } = msg {
-                n += records.len() as u64;
-            }
-        }
-        n
+        self.try_iter().map(|m| m.records()).sum()
     }
+
     fn take_messages(&self) -> Box<dyn std::any::Any + Send> {
         let messages: Vec<Message<T>> = self.try_iter().collect();
         Box::new(messages)

@@ -101,13 +101,7 @@ impl<I: Send + 'static> Targets<I> {
 
     /// Records in stashed batches.
     fn stashed_records(&self) -> u64 {
-        self.stash
-            .iter()
-            .map(|(_, m)| match m {
-                Message::Data { records, .. } => records.len() as u64,
-                _ => 0,
-            })
-            .sum()
+        self.stash.iter().map(|(_, m)| m.records()).sum()
     }
 
     fn take_stash(&mut self) -> AnyBox {

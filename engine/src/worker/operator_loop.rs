@@ -122,13 +122,7 @@ where
     macro_rules! stop {
         () => {{
             local.publish(counters, io.blocked_ns, state.keys());
-            let unread: u64 = prelude
-                .iter()
-                .map(|(_, m)| match m {
-                    Message::Data { records, .. } => records.len() as u64,
-                    _ => 0,
-                })
-                .sum();
+            let unread: u64 = prelude.iter().map(|(_, m)| m.records()).sum();
             return Ok(WorkerEvent::Aborted {
                 stage: s.stage,
                 worker: info.index,
@@ -142,6 +136,26 @@ where
                 stop!();
             }
         };
+    }
+
+    // Hands the state back and ends the worker (a barrier or a hand-over), counting the time
+    // since `t_got` as busy.
+    macro_rules! retire {
+        ($t_got:expr, $blocked_before:expr, $stashed:expr, $unread:expr) => {{
+            if timing {
+                local.busy_ns +=
+                    (env.now() - $t_got).saturating_sub(io.blocked_ns - $blocked_before);
+            }
+            local.publish(counters, io.blocked_ns, state.keys());
+            return Ok(WorkerEvent::Retired {
+                stage: s.stage,
+                worker: info.index,
+                state: Box::new(state),
+                watermark,
+                stashed: $stashed,
+                unread: $unread,
+            });
+        }};
     }
 
     let mut closed = vec![false; inputs.len()];
@@ -165,23 +179,13 @@ where
             let Ok(stashed) = flush_and_stash(&mut outputs, &mut io) else {
                 stop!();
             };
-            if timing {
-                local.busy_ns += (env.now() - t_got).saturating_sub(io.blocked_ns - blocked_before);
-            }
             let mut unread: Vec<Vec<Message<Op::In>>> =
                 (0..inputs.len()).map(|_| Vec::new()).collect();
             for (edge, msg) in prelude.drain(..) {
                 unread[edge].push(msg);
             }
-            local.publish(counters, io.blocked_ns, state.keys());
-            return Ok(WorkerEvent::Retired {
-                stage: s.stage,
-                worker: info.index,
-                state: Box::new(state),
-                watermark,
-                stashed,
-                unread: unread.into_iter().map(|v| Box::new(v) as AnyBox).collect(),
-            });
+            let unread = unread.into_iter().map(|v| Box::new(v) as AnyBox).collect();
+            retire!(t_got, blocked_before, stashed, unread);
         }
         let wait = wait_for(&outputs, t_wait, flush_ns);
         let received = match prelude.pop_front() {
@@ -270,20 +274,8 @@ where
                         &mut local
                     ));
                     tri!(marker_all(&mut outputs, Marker::Barrier(id), &mut io));
-                    if timing {
-                        local.busy_ns +=
-                            (env.now() - t_got).saturating_sub(io.blocked_ns - blocked_before);
-                    }
-                    local.publish(counters, io.blocked_ns, state.keys());
-                    return Ok(WorkerEvent::Retired {
-                        stage: s.stage,
-                        worker: info.index,
-                        state: Box::new(state),
-                        watermark,
-                        stashed: Vec::new(),
-                        // A barrier comes through the channels, after the whole prelude.
-                        unread: Vec::new(),
-                    });
+                    // A barrier comes through the channels, after the whole prelude.
+                    retire!(t_got, blocked_before, Vec::new(), Vec::new());
                 }
             }
             Received::Message(edge, Message::End { from }) => {

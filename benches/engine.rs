@@ -8,7 +8,7 @@
 //!   resume) and drain (barrier injection to the last worker retired) of a live
 //!   reconfiguration under load — the source outruns the pipeline, so every buffer is full —
 //!   for a stateless stage and for a keyed stage holding 1 000 000 keys.
-//! - `reconfigure/slow_{drain,hand_over}/pause`: the pause of flipping a wait-bound stage
+//! - `reconfigure/slow_{drain,hand_over}/{pause,drain}`: the pause (and drain) of flipping a wait-bound stage
 //!   (200 µs per record, behind 16 queued batches of 32 records) between 1 and 4 workers,
 //!   with [`Rescale::Drain`] (the old workers process the queue first) and
 //!   [`Rescale::HandOver`] (the queue goes to the new workers).
@@ -173,31 +173,35 @@ impl Operator for Work {
     }
 }
 
-/// Reconfigures a running job back and forth between two parallelisms of `stage`, timing
-/// either the pause or the drain of each change.
-fn reconfigure_bench(
-    c: &mut Criterion,
-    name: &str,
-    job: JobHandle,
-    stage: &str,
+/// What [`reconfigure_bench`] changes: `stage` flips between two parallelisms, `refill` after
+/// the previous change (so the buffers fill again), in `samples` criterion samples.
+struct Flips<'a> {
+    stage: &'a str,
     between: (usize, usize),
-) {
+    refill: Duration,
+    samples: usize,
+}
+
+/// Reconfigures a running job back and forth between two parallelisms of a stage, timing
+/// either the pause or the drain of each change.
+fn reconfigure_bench(c: &mut Criterion, name: &str, job: JobHandle, flips: Flips) {
     let mut group = c.benchmark_group(format!("reconfigure/{name}"));
     group
-        .sample_size(20)
+        .sample_size(flips.samples)
         .warm_up_time(Duration::from_millis(200))
         .measurement_time(Duration::from_secs(5));
     let mut flip = false;
-    let mut loaded = (0usize, 0usize);
+    let (mut loaded, mut changes, mut carried) = (0usize, 0usize, 0u64);
     let mut change = |job: &JobHandle| {
         flip = !flip;
         let mut config = job.config();
-        config.set_parallelism(stage, if flip { between.1 } else { between.0 });
-        // Let the buffers fill again before the next change.
-        std::thread::sleep(Duration::from_millis(20));
+        let (low, high) = flips.between;
+        config.set_parallelism(flips.stage, if flip { high } else { low });
+        std::thread::sleep(flips.refill);
         let report = job.reconfigure(config).expect("reconfiguration applies");
-        loaded.0 += usize::from(report.queued_batches_at_barrier > 0);
-        loaded.1 += 1;
+        loaded += usize::from(report.queued_batches_at_barrier > 0);
+        changes += 1;
+        carried += report.carried_records;
         report
     };
     group.bench_function("pause", |b| {
@@ -207,16 +211,26 @@ fn reconfigure_bench(
         b.iter_custom(|iters| (0..iters).map(|_| change(&job).drain).sum())
     });
     eprintln!(
-        "reconfigure/{name}: {} of {} changes found batches queued at the barrier",
-        loaded.0, loaded.1
+        "reconfigure/{name}: {loaded} of {changes} changes found batches queued at the barrier; \
+         {:.0} records handed over per change",
+        carried as f64 / changes.max(1) as f64
     );
     group.finish();
     job.abort();
     let _ = job.join();
 }
 
-fn reconfigure_stateless(c: &mut Criterion) {
-    let builder = PipelineBuilder::new();
+/// A job of `keys` → rebalance → one `stage` of `make` (one worker) → a discarding sink.
+fn rebalanced_job<Op, F>(
+    builder: PipelineBuilder,
+    stage: &str,
+    make: F,
+    options: JobOptions,
+) -> JobHandle
+where
+    Op: Operator<In = u64, Out = u64, State = ()>,
+    F: Fn(&rheo::engine::operator::WorkerInfo) -> Op + Send + Sync + 'static,
+{
     builder
         .source(
             "keys",
@@ -227,15 +241,30 @@ fn reconfigure_stateless(c: &mut Criterion) {
             },
         )
         .rebalance()
-        .unary("work", |_| Work)
+        .unary(stage, make)
         .parallelism(1)
         .discard("sink");
-    let job = builder
+    builder
         .build()
         .expect("valid pipeline")
-        .start(JobOptions::default())
-        .expect("starts");
-    reconfigure_bench(c, "stateless", job, "work", (1, 2));
+        .start(options)
+        .expect("starts")
+}
+
+fn reconfigure_stateless(c: &mut Criterion) {
+    let job = rebalanced_job(
+        PipelineBuilder::new(),
+        "work",
+        |_| Work,
+        JobOptions::default(),
+    );
+    let flips = Flips {
+        stage: "work",
+        between: (1, 2),
+        refill: Duration::from_millis(20),
+        samples: 20,
+    };
+    reconfigure_bench(c, "stateless", job, flips);
 }
 
 fn reconfigure_keyed(c: &mut Criterion) {
@@ -276,7 +305,13 @@ fn reconfigure_keyed(c: &mut Criterion) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    reconfigure_bench(c, "keyed_1m", job, "count", (2, 3));
+    let flips = Flips {
+        stage: "count",
+        between: (2, 3),
+        refill: Duration::from_millis(20),
+        samples: 20,
+    };
+    reconfigure_bench(c, "keyed_1m", job, flips);
 }
 
 /// A stateless stage that waits 200 µs per record, as on a remote call.
@@ -298,54 +333,19 @@ fn reconfigure_slow(c: &mut Criterion) {
         ("slow_hand_over", Rescale::HandOver),
     ] {
         let builder = PipelineBuilder::new().edge_defaults(16, 32);
-        builder
-            .source(
-                "keys",
-                Keys {
-                    next: 0,
-                    end: u64::MAX,
-                    keys: KEYS,
-                },
-            )
-            .rebalance()
-            .unary("slow", |_| Slow)
-            .parallelism(1)
-            .discard("sink");
-        let job = builder
-            .build()
-            .expect("valid pipeline")
-            .start(JobOptions::default().rescale(rescale))
-            .expect("starts");
-        let mut group = c.benchmark_group(format!("reconfigure/{name}"));
-        group
-            .sample_size(10)
-            .warm_up_time(Duration::from_millis(200))
-            .measurement_time(Duration::from_secs(5));
-        let (mut flip, mut carried, mut changes) = (false, 0u64, 0u64);
-        group.bench_function("pause", |b| {
-            b.iter_custom(|iters| {
-                (0..iters)
-                    .map(|_| {
-                        flip = !flip;
-                        let mut config = job.config();
-                        config.set_parallelism("slow", if flip { 4 } else { 1 });
-                        // Let the queue fill again before the next change.
-                        std::thread::sleep(Duration::from_millis(100));
-                        let report = job.reconfigure(config).expect("reconfiguration applies");
-                        carried += report.carried_records;
-                        changes += 1;
-                        report.pause
-                    })
-                    .sum()
-            })
-        });
-        eprintln!(
-            "reconfigure/{name}: {:.0} records handed over per change",
-            carried as f64 / changes.max(1) as f64
+        let job = rebalanced_job(
+            builder,
+            "slow",
+            |_| Slow,
+            JobOptions::default().rescale(rescale),
         );
-        group.finish();
-        job.abort();
-        let _ = job.join();
+        let flips = Flips {
+            stage: "slow",
+            between: (1, 4),
+            refill: Duration::from_millis(100),
+            samples: 10,
+        };
+        reconfigure_bench(c, name, job, flips);
     }
 }
 

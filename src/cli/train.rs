@@ -66,6 +66,11 @@ pub struct Args {
     /// profile spans) instead of the spec's, so each pipeline meets every shape of load.
     #[arg(long, default_value_t = PpoConfig::default().profile_swap)]
     profile_swap: f64,
+    /// Domain randomisation of the source: each training run's source stalls for a mean share
+    /// of each epoch drawn up to this (as a starved CPU makes the engine's source fall behind
+    /// with empty queues), so a shortfall alone does not read as back-pressure (0: off).
+    #[arg(long, default_value_t = PpoConfig::default().source_stall)]
+    source_stall: f64,
     /// Per-stage credit: each stage's moves are judged by their own probability ratio and an
     /// advantage over the epoch's pipeline-wide terms plus only that stage's thread and change
     /// cost, instead of all stages sharing the pipeline's.
@@ -153,6 +158,7 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         lookahead_policy_finish: args.lookahead_policy_finish,
         rate_shift: args.rate_shift,
         profile_swap: args.profile_swap,
+        source_stall: args.source_stall,
         ..PpoConfig::default()
     };
     let bar = ProgressBar::new((cfg.lookahead_rounds + cfg.iterations) as u64);

@@ -2,7 +2,8 @@
 //! never converges under a rate step, the scoreboard's rows, and the queueing model's transients
 //! (batches that grow only behind a full channel; the latency of a growing queue); a run with
 //! its rate profile shifted in time; an overloaded channel's fill in batches; key skew seen by
-//! the busiest worker; a hand-over's short pause and the queue it carries.
+//! the busiest worker; a hand-over's short pause and the queue it carries; a stalling source's
+//! shortfall with empty queues.
 
 use rheo_tuner::env::sim::{Carry, Model, Reconfiguration, initial_config};
 use rheo_tuner::env::{SimEnv, SimParams};
@@ -399,4 +400,40 @@ fn the_busiest_worker_shows_key_skew_that_the_mean_hides() {
         (max - mean).abs() < 1e-9,
         "rebalanced parse: {mean} vs {max}"
     );
+}
+
+#[test]
+fn a_stalling_source_falls_short_with_empty_queues_and_catches_up() {
+    use rheo_tuner::env::Environment as _;
+    // 3 000/s into a chain sized at 2 and 3 workers: the pipeline keeps up, so whatever the
+    // source does not emit in an epoch is its own stall, never back-pressure.
+    let w = chain(r#"{ profile = "constant", value = 3000 }"#);
+    let mut config = initial_config(&w);
+    config.set_parallelism("a", 2);
+    config.set_parallelism("b", 3);
+    let stalling = SimParams {
+        source_stall: 0.05,
+        ..exact(&w)
+    };
+    let mut env = SimEnv::new(&w, stalling, 7).starting_from(config.clone());
+    let (mut short, mut offered, mut emitted) = (0, 0u64, 0u64);
+    while let Some(s) = env.observe().unwrap() {
+        let source = &s.sources[0];
+        if source.emitted < source.offered {
+            short += 1;
+            // The shortfall is the source's: the first stage's channel is not full.
+            assert!(s.stage("a").unwrap().input_occupancy < 0.5, "{s:?}");
+        }
+        (offered, emitted) = (source.offered_total, source.emitted_total);
+    }
+    let epochs = w.epochs() as u32;
+    assert!(short > epochs / 2, "stalls in {short} of {epochs} epochs");
+    // Every stall is made up: what is still due at the end is at most one epoch's stall.
+    assert!(emitted as f64 >= offered as f64 - 0.5 * 3000.0 * w.epoch_s);
+    // Without stalls the same run emits every event as it falls due.
+    let mut env = SimEnv::new(&w, exact(&w), 7).starting_from(config);
+    while let Some(s) = env.observe().unwrap() {
+        let source = &s.sources[0];
+        assert!(source.emitted + 1 >= source.offered, "{source:?}");
+    }
 }

@@ -45,6 +45,14 @@ pub const FEATURE_NAMES: [&str; FEATURES] = [
     "peak rate of the last 40 epochs / rate",
 ];
 
+/// How late a source that keeps up may run, in seconds of its offered load, before the events
+/// it owes read as a backlog and a shortfall. The engine counts events offered by the clock and
+/// emitted by the source's thread, which a loaded CPU wakes a few milliseconds late: without
+/// the slack, that lateness changing between two epoch boundaries read as the pipeline falling
+/// short (with every queue empty), which the simulator, whose source is never late, only shows
+/// under back-pressure, and the policy answered it by raising its busiest stage.
+pub const SOURCE_SLACK_S: f64 = 0.02;
+
 /// Epochs of offered rates the agent remembers for the peak-rate feature.
 pub const RATE_MEMORY: usize = 40;
 
@@ -167,10 +175,14 @@ pub fn observe(snapshot: &MetricsSnapshot, cx: &TuneContext, history: &History) 
         1.0
     };
     let epoch_load = (rate * snapshot.epoch_s).max(1.0);
-    let backlog = (snapshot.backlog() as f64 / epoch_load).min(100.0);
+    // Events a source that keeps up can still owe at an epoch boundary (see SOURCE_SLACK_S):
+    // neither a backlog nor a shortfall until they are more.
+    let slack = rate * SOURCE_SLACK_S;
+    let owed = (snapshot.backlog() as f64 - slack).max(0.0);
+    let backlog = (owed / epoch_load).min(100.0);
     let slo = cx.objective.latency_slo_ms.max(1e-3);
     let shortfall = if rate > 0.0 {
-        (1.0 - emitted / rate).clamp(0.0, 1.0)
+        ((rate - emitted) * snapshot.epoch_s).clamp(0.0, owed) / epoch_load
     } else {
         0.0
     };
@@ -279,5 +291,52 @@ impl FeatureStats {
     pub fn distance(&self, row: &[f32; FEATURES]) -> f64 {
         let z = self.normalise(row);
         (z.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / FEATURES as f64).sqrt()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::{Environment, SimEnv, SimParams};
+    use crate::scoreboard::context;
+    use crate::spec::Workload;
+
+    const BACKLOG: usize = STAGE_FEATURES + 1;
+    const SHORTFALL: usize = STAGE_FEATURES + 4;
+
+    /// The first epoch of a chain that keeps up with 2 000 events/s, its source `late_s`
+    /// behind at the epoch's end.
+    fn late_by(late_s: f64) -> [f32; FEATURES] {
+        let text = "name = \"late\"\nduration_s = 2\nepoch_s = 0.5\n\
+                    [source]\nrate = { profile = \"constant\", value = 2000 }\n\
+                    [[stage]]\nname = \"a\"\nwait_us = 100.0\n\
+                    [objective]\nlatency_slo_ms = 100\nmax_threads = 8\n";
+        let w = Workload::parse(text, "late.toml").unwrap();
+        let mut env = SimEnv::new(&w, SimParams::nominal(&w), 1);
+        let mut snapshot = env.observe().unwrap().unwrap();
+        let source = &mut snapshot.sources[0];
+        let owed = (2000.0 * late_s) as u64;
+        source.emitted = source.offered - owed;
+        source.emitted_rate = source.emitted as f64 / 0.5;
+        source.backlog = owed;
+        observe(&snapshot, &context(&w), &History::default()).rows[0]
+    }
+
+    #[test]
+    fn a_source_a_few_milliseconds_late_owes_nothing_and_one_further_behind_falls_short() {
+        let on_time = late_by(0.0);
+        assert_eq!((on_time[BACKLOG], on_time[SHORTFALL]), (0.0, 0.0));
+        // Late by half the slack, as a loaded CPU wakes a source thread: nothing owed.
+        let late = late_by(SOURCE_SLACK_S / 2.0);
+        assert_eq!((late[BACKLOG], late[SHORTFALL]), (0.0, 0.0));
+        // 100 ms behind: 200 events, of which what exceeds the slack's 40 is owed, over the
+        // epoch's 1 000.
+        let behind = late_by(0.1);
+        assert!(
+            (behind[SHORTFALL] - 0.16).abs() < 1e-3,
+            "{}",
+            behind[SHORTFALL]
+        );
+        assert!((behind[BACKLOG] - 0.16f32.ln_1p()).abs() < 1e-3);
     }
 }

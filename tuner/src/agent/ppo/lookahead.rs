@@ -74,7 +74,7 @@ fn labelled_run(
 ) -> Result<(Vec<Transition>, f64), EnvError> {
     let mut rng = SmallRng::seed_from_u64(seed ^ cfg.seed.rotate_left(17));
     let cx = context(&w.workload);
-    let params = randomised(&w.params, cfg.randomise, &mut rng);
+    let params = randomised(&w.params, cfg, &mut rng);
     let mut env = SimEnv::new(&w.workload, params, seed);
     if rng.random_bool(cfg.random_start.clamp(0.0, 1.0)) {
         env = env.starting_from(random_start(&w.workload, &cx.bounds, &mut rng));

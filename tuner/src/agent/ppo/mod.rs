@@ -65,6 +65,11 @@ pub struct PpoConfig {
     pub max_grad_norm: f64,
     /// Domain randomisation: simulator constants vary by up to this factor (log scale).
     pub randomise: f64,
+    /// Domain randomisation of the source: each training run's source loses a mean share of
+    /// each epoch to scheduling stalls drawn up to this ([`SimParams::source_stall`]), as a
+    /// starved CPU makes the engine's source fall behind with every queue empty; without
+    /// it such a shortfall only ever means back-pressure in training (0: off).
+    pub source_stall: f64,
     /// Seed of everything random in training.
     pub seed: u64,
     /// Passes of imitation over DS2's runs before PPO (0: start from scratch).
@@ -145,6 +150,7 @@ impl Default for PpoConfig {
             value_coef: 0.5,
             max_grad_norm: 0.5,
             randomise: 0.15,
+            source_stall: 0.0,
             seed: 7,
             imitation_epochs: 30,
             demonstration_runs: 8,
@@ -421,7 +427,7 @@ pub fn train(
             for _ in 0..cfg.envs_per_workload {
                 // Training seeds live far from the evaluation seeds (1000–1004).
                 let seed = 1_000_000 + rng.random_range(0..1_000_000u64);
-                let params = randomised(&w.params, cfg.randomise, &mut rng);
+                let params = randomised(&w.params, cfg, &mut rng);
                 let cx = context(&w.workload);
                 let start = rng
                     .random_bool(cfg.random_start.clamp(0.0, 1.0))

@@ -18,8 +18,10 @@ use crate::tuners::{Ds2, Ds2Knobs, TuneContext, Tuner};
 
 use super::*;
 
-/// The constants of `params` varied by up to `width` on a log scale.
-pub fn randomised(params: &SimParams, width: f64, rng: &mut SmallRng) -> SimParams {
+/// The constants of `params` varied by up to `cfg.randomise` on a log scale, and a source
+/// that stalls for a mean share of each epoch drawn up to `cfg.source_stall`.
+pub fn randomised(params: &SimParams, cfg: &PpoConfig, rng: &mut SmallRng) -> SimParams {
+    let width = cfg.randomise;
     let mut p = params.clone();
     let mut jitter = |x: &mut f64| *x *= (rng.random_range(-width..=width)).exp();
     p.rate_factor.iter_mut().for_each(&mut jitter);
@@ -29,6 +31,10 @@ pub fn randomised(params: &SimParams, width: f64, rng: &mut SmallRng) -> SimPara
         *a = (*a * (rng.random_range(-width..=width)).exp()).clamp(0.3, 1.0);
     }
     p.noise *= rng.random_range(0.5..1.5);
+    // Drawn only when on, so training without it reproduces the same runs.
+    if cfg.source_stall > 0.0 {
+        p.source_stall = rng.random_range(0.0..=cfg.source_stall);
+    }
     p
 }
 

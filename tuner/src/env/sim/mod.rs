@@ -164,7 +164,16 @@ impl Environment for SimEnv {
         let noise: Vec<f64> = (0..w.stages.len())
             .map(|_| (sigma * self.normal()).exp())
             .collect();
-        let out = if self.changed {
+        // Drawn only when stalls are modelled, so runs without them keep their noise.
+        let stalled = match self.model.params.source_stall {
+            mean if mean > 0.0 => {
+                let u: f64 = self.rng.random::<f64>().max(1e-12);
+                offered * (-mean * u.ln()).min(0.5)
+            }
+            _ => 0.0,
+        };
+        let due = offered - stalled;
+        let mut out = if self.changed {
             let change = match self.hand_over_stop_s {
                 Some(stop_s) => Reconfiguration::HandOver { stop_s },
                 None => Reconfiguration::Drain {
@@ -172,10 +181,11 @@ impl Environment for SimEnv {
                 },
             };
             self.model
-                .epoch_after_change(&self.config, offered, self.carry, &noise, change)
+                .epoch_after_change(&self.config, due, self.carry, &noise, change)
         } else {
-            self.model.epoch(&self.config, offered, self.carry, &noise)
+            self.model.epoch(&self.config, due, self.carry, &noise)
         };
+        out.backlog += stalled;
         self.last_capacity = out.capacity;
         self.carry = out.carry();
         self.offered_total += offered;

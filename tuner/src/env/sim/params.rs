@@ -26,6 +26,11 @@ pub struct SimParams {
     pub latency_factor: f64,
     /// Relative standard deviation of per-epoch service-rate noise.
     pub noise: f64,
+    /// Mean share of an epoch the source loses to scheduling stalls (a starved CPU runs its
+    /// thread late): the events due meanwhile join the backlog and go out once it runs again,
+    /// so the epoch reads as a shortfall with empty queues. 0 (the nominal model) draws none.
+    #[serde(default)]
+    pub source_stall: f64,
     /// The engine's flush timeout for partial batches, in seconds.
     pub flush_timeout_s: f64,
 }
@@ -43,6 +48,7 @@ impl SimParams {
             latency_floor_ms: 2.0,
             latency_factor: 1.0,
             noise: 0.03,
+            source_stall: 0.0,
             flush_timeout_s: 0.002,
         }
     }

@@ -108,8 +108,9 @@ pub enum Rescale {
     Drain,
     /// Workers stop after the batch in hand and the queued records are handed to the new
     /// configuration, re-partitioned for it, so the pause does not wait for queued work. Used
-    /// when every stage whose parallelism changes reads only rebalanced edges (no key decides
-    /// where a queued record goes) and no source has ended; any other change drains. Edge
+    /// when every stage whose parallelism changes reads only rebalanced edges (dealt
+    /// round-robin) or hash edges built by a keyed stream (re-partitioned by key group, each
+    /// key keeping its order), and no source has ended; any other change drains. Edge
     /// capacities and batch sizes change either way.
     HandOver,
 }

@@ -63,7 +63,9 @@ pub struct Workload {
     pub initial: InitialSpec,
     /// How the engine applies a reconfiguration: `"drain"` (the default: queued records are
     /// processed by the old configuration first) or `"hand-over"` (they are handed to the new
-    /// one; see [`Rescale`]). The simulator models the drain.
+    /// one; see [`Rescale`]). The simulator prices either: a drain pauses the source while the
+    /// old configuration works off the queue, a hand-over while the slowest stage finishes its
+    /// batch, the queue staying for the new configuration.
     #[serde(default)]
     pub rescale: Rescale,
 }

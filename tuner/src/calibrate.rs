@@ -11,7 +11,7 @@ use rheo_engine::MetricsSnapshot;
 use rheo_engine::partition::Partition;
 use serde::{Deserialize, Serialize};
 
-use crate::env::sim::{Carry, Model, Reconfiguration, SimParams};
+use crate::env::sim::{Carry, Model, SimParams};
 use crate::spec::Workload;
 
 /// Reads the snapshots of a recorded run: a metrics log (one snapshot per line, from
@@ -228,12 +228,7 @@ pub fn replay(
             let offered = s.offered() as f64;
             let out = match previous {
                 Some((config, capacity)) if *config != s.config => {
-                    let change = match model.hand_over_stop_s(config, &s.config, &noise) {
-                        Some(stop_s) => Reconfiguration::HandOver { stop_s },
-                        None => Reconfiguration::Drain {
-                            previous_capacity: capacity,
-                        },
-                    };
+                    let change = model.reconfiguration(config, &s.config, &noise, |_| capacity);
                     model.epoch_after_change(&s.config, offered, carry, &noise, change)
                 }
                 _ => model.epoch(&s.config, offered, carry, &noise),

@@ -9,7 +9,7 @@ use rheo_engine::{JobConfig, MetricsSnapshot};
 
 use super::{Decision, TuneContext, Tuner};
 use crate::action::Bounds;
-use crate::env::sim::{Carry, Model, Reconfiguration, SimParams, initial_config};
+use crate::env::sim::{Carry, Model, SimParams, initial_config};
 use crate::spec::Workload;
 
 /// The smallest configuration (greedily, raising the bottleneck one worker at a time) that
@@ -122,14 +122,9 @@ pub fn plan_oracle(workload: &Workload, params: SimParams, bounds: &Bounds) -> V
             for noise in &draws {
                 let out = match previous {
                     Some(prev) if prev != c => {
-                        let change = match model.hand_over_stop_s(prev, c, noise) {
-                            Some(stop_s) => Reconfiguration::HandOver { stop_s },
-                            None => Reconfiguration::Drain {
-                                previous_capacity: model
-                                    .epoch(prev, 0.0, Carry::default(), noise)
-                                    .capacity,
-                            },
-                        };
+                        let change = model.reconfiguration(prev, c, noise, |m| {
+                            m.epoch(prev, 0.0, Carry::default(), noise).capacity
+                        });
                         model.epoch_after_change(c, offered, carry, noise, change)
                     }
                     _ => model.epoch(c, offered, carry, noise),

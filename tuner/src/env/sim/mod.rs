@@ -56,10 +56,8 @@ pub struct SimEnv {
     offered_total: f64,
     emitted_total: f64,
     generation: u64,
-    changed: bool,
-    /// The pending change is handed over, its workers taking this long to stop
-    /// ([`Model::hand_over_stop_s`]); `None`: it drains.
-    hand_over_stop_s: Option<f64>,
+    /// How the next epoch starts with the change applied since the last one, if any.
+    change: Option<Reconfiguration>,
     last_capacity: f64,
     rate_shift_s: f64,
 }
@@ -77,8 +75,7 @@ impl SimEnv {
             offered_total: 0.0,
             emitted_total: 0.0,
             generation: 0,
-            changed: false,
-            hand_over_stop_s: None,
+            change: None,
             last_capacity: f64::INFINITY,
             rate_shift_s: 0.0,
         }
@@ -173,17 +170,12 @@ impl Environment for SimEnv {
             _ => 0.0,
         };
         let due = offered - stalled;
-        let mut out = if self.changed {
-            let change = match self.hand_over_stop_s {
-                Some(stop_s) => Reconfiguration::HandOver { stop_s },
-                None => Reconfiguration::Drain {
-                    previous_capacity: self.last_capacity,
-                },
-            };
-            self.model
-                .epoch_after_change(&self.config, due, self.carry, &noise, change)
-        } else {
-            self.model.epoch(&self.config, due, self.carry, &noise)
+        let mut out = match self.change.take() {
+            Some(change) => {
+                self.model
+                    .epoch_after_change(&self.config, due, self.carry, &noise, change)
+            }
+            None => self.model.epoch(&self.config, due, self.carry, &noise),
         };
         out.backlog += stalled;
         self.last_capacity = out.capacity;
@@ -192,17 +184,21 @@ impl Environment for SimEnv {
         self.emitted_total += out.emitted;
         let snapshot = self.snapshot(&out, offered, t1);
         self.epoch += 1;
-        self.changed = false;
         Ok(Some(snapshot))
     }
 
     fn apply(&mut self, config: &JobConfig) -> Result<(), EnvError> {
         if *config != self.config {
+            // Priced now, while the old configuration and its last epoch's capacity are at
+            // hand.
             let noise = vec![1.0; self.model.workload.stages.len()];
-            self.hand_over_stop_s = self.model.hand_over_stop_s(&self.config, config, &noise);
+            let capacity = self.last_capacity;
+            self.change = Some(
+                self.model
+                    .reconfiguration(&self.config, config, &noise, |_| capacity),
+            );
             self.config = config.clone();
             self.generation += 1;
-            self.changed = true;
         }
         Ok(())
     }

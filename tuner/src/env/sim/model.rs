@@ -366,6 +366,24 @@ impl Model {
         )
     }
 
+    /// The reconfiguration the engine makes going from `previous` to `next`: a hand-over where
+    /// [`Model::hand_over_stop_s`] finds one, else a drain through the old configuration, whose
+    /// capacity `previous_capacity` gives (asked only for a drain).
+    pub fn reconfiguration(
+        &mut self,
+        previous: &JobConfig,
+        next: &JobConfig,
+        noise: &[f64],
+        previous_capacity: impl FnOnce(&mut Model) -> f64,
+    ) -> Reconfiguration {
+        match self.hand_over_stop_s(previous, next, noise) {
+            Some(stop_s) => Reconfiguration::HandOver { stop_s },
+            None => Reconfiguration::Drain {
+                previous_capacity: previous_capacity(self),
+            },
+        }
+    }
+
     /// Like [`Model::epoch`], for an epoch that starts with a reconfiguration. With
     /// [`Reconfiguration::Drain`] the barrier first drains what is queued through the old configuration
     /// (which absorbed `previous_capacity` events/s) while the source pauses, so the epoch loses

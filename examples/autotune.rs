@@ -19,9 +19,11 @@ use rheo::tuner::env::EngineEnv;
 use rheo::tuner::explain::runlog::LoggedEpoch;
 use rheo::tuner::explain::{Analysis, LiveExplainer, report};
 use rheo::tuner::run::run;
-use rheo::tuner::scoreboard::{Backend, EVALUATION_SEEDS, context, sim_params, tune_ds2};
+use rheo::tuner::scoreboard::{
+    Backend, EVALUATION_SEEDS, agent_ds2_base, context, sim_params, tune_ds2,
+};
 use rheo::tuner::spec::Workload;
-use rheo::tuner::tuners::{Ds2, Static, Tuner};
+use rheo::tuner::tuners::{Ds2, Static, TuneContext, Tuner};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -32,9 +34,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let checkpoint = PathBuf::from(args.next().unwrap_or_else(|| "models/policy.ckpt".into()));
     let report_path = PathBuf::from(args.next().unwrap_or_else(|| "autotune-report.html".into()));
     let workload = Workload::load(&spec)?;
-    let cx = context(&workload);
+    let params = sim_params(&spec, &workload)?;
     let seed = EVALUATION_SEEDS[0];
     let (policy, header) = Policy::load(&checkpoint)?;
+    let cx = TuneContext {
+        ds2_base: agent_ds2_base(&policy, &workload, &params)?,
+        ..context(&workload)
+    };
     println!(
         "{}: {} stages, rate {:?}, SLO p99 {} ms, thread budget {}; policy {} (trained on {} in {:.0} s, commit {})\n",
         workload.name,
@@ -62,6 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "seed": seed,
         "epoch_s": workload.epoch_s,
         "latency_slo_ms": cx.objective.latency_slo_ms,
+        "ds2_base": cx.ds2_base,
     });
     let explainer = LiveExplainer::start(agent.policy())?;
     let traces = agent.traces();
@@ -99,7 +106,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
 
     println!("\nthe same workload under tuned DS2 and the static configuration…");
-    let params = sim_params(&spec, &workload)?;
     let (knobs, _) = tune_ds2(&workload, &params, Backend::Sim)?;
     let mut env = EngineEnv::start(&workload, seed)?;
     let ds2_run = run(&mut env, &mut Ds2::new(knobs), &cx, None, |_, _| {})?;

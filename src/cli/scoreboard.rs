@@ -4,10 +4,12 @@
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use rheo::tuner::agent::Policy;
 use rheo::tuner::scoreboard::{
-    Backend, EVALUATION_SEEDS, Row, TunerKind, row, run_once, sim_params, tune_ds2,
+    Backend, EVALUATION_SEEDS, Row, TunerKind, agent_ds2_base, row, run_once, sim_params, tune_ds2,
 };
 use rheo::tuner::spec::Workload;
+use rheo::tuner::tuners::Ds2Base;
 
 /// Arguments of `rheo scoreboard`.
 #[derive(clap::Args)]
@@ -85,6 +87,11 @@ pub fn run_scoreboard(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         0
     };
     let with_agent = wanted("agent") && !args.no_agent && args.agent.exists();
+    let agent_policy = if with_agent {
+        Some(Policy::load(&args.agent)?.0)
+    } else {
+        None
+    };
     let tuners = ["static", "ds2", "oracle"]
         .iter()
         .filter(|t| wanted(t))
@@ -115,9 +122,16 @@ pub fn run_scoreboard(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             kinds.push(TunerKind::Oracle);
         }
         if with_agent {
+            // An agent trained on tuned DS2's suggestions runs on them here too: DS2 tuned on
+            // the simulator, as in training (not the engine's pick, one noisy run each).
+            let base = match &agent_policy {
+                Some(policy) => agent_ds2_base(policy, workload, &params)?,
+                None => Ds2Base::default(),
+            };
             kinds.push(TunerKind::Agent {
                 checkpoint: args.agent.display().to_string(),
                 fallback: args.fallback.fallback(),
+                base,
             });
         }
         for kind in kinds {

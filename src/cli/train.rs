@@ -12,6 +12,7 @@ use rheo::tuner::agent::curve::{
 use rheo::tuner::agent::ppo::{PpoConfig, TrainingWorkload, fine_tune, train};
 use rheo::tuner::scoreboard::{Backend, sim_params, tune_ds2};
 use rheo::tuner::spec::Workload;
+use rheo::tuner::tuners::Ds2Base;
 
 /// Arguments of `rheo train`.
 #[derive(clap::Args)]
@@ -71,6 +72,12 @@ pub struct Args {
     /// with empty queues), so a shortfall alone does not read as back-pressure (0: off).
     #[arg(long, default_value_t = PpoConfig::default().source_stall)]
     source_stall: f64,
+    /// Train the policy's moves as offsets from each workload's tuned DS2 (its
+    /// over-provisioning and catch-up) instead of DS2 at its default knobs; the checkpoint then
+    /// expects the DS2 its operator runs as its base (`rheo tune --ds2-factor …`, the
+    /// scoreboard's tuned DS2).
+    #[arg(long)]
+    tuned_base: bool,
     /// Per-stage credit: each stage's moves are judged by their own probability ratio and an
     /// advantage over the epoch's pipeline-wide terms plus only that stage's thread and change
     /// cost, instead of all stages sharing the pipeline's.
@@ -91,6 +98,10 @@ pub struct Args {
     /// to be the label (above 0: fewer reconfigurations).
     #[arg(long, default_value_t = PpoConfig::default().lookahead_keep_margin)]
     lookahead_keep_margin: f64,
+    /// The keep margin holds back only moves that lower a stage; raises compete with keeping
+    /// on value alone.
+    #[arg(long)]
+    lookahead_keep_lowers_only: bool,
     /// Value each lookahead fork by the better of two finishes: tuned DS2, and tuned DS2 that
     /// holds the configuration while the pipeline keeps up and meets the SLO.
     #[arg(long)]
@@ -137,6 +148,11 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             workload,
             params,
             ds2,
+            ds2_base: if args.tuned_base {
+                ds2.into()
+            } else {
+                Ds2Base::default()
+            },
         });
     }
     let cfg = PpoConfig {
@@ -154,6 +170,7 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         lookahead_runs: args.lookahead_runs,
         lookahead_margin: args.lookahead_margin,
         lookahead_keep_margin: args.lookahead_keep_margin,
+        lookahead_keep_lowers_only: args.lookahead_keep_lowers_only,
         lookahead_hold: args.lookahead_hold,
         lookahead_policy_finish: args.lookahead_policy_finish,
         rate_shift: args.rate_shift,
@@ -177,6 +194,7 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut header =
         CheckpointHeader::new(trained.stats.clone(), cfg.seed, command, trained.seconds);
     header.workloads = workloads.iter().map(|w| w.workload.name.clone()).collect();
+    header.tuned_ds2_base = args.tuned_base;
     save(&args.out, &trained.net, &header)?;
     let csv = beside(&args.out, ".curve.csv");
     let svg = beside(&args.out, ".curve.svg");

@@ -16,9 +16,9 @@ use rheo::tuner::env::{EngineEnv, Environment, SimEnv};
 use rheo::tuner::explain::runlog::LoggedEpoch;
 use rheo::tuner::explain::{Analysis, LiveExplainer, report};
 use rheo::tuner::run::{EpochRecord, RunLog, run};
-use rheo::tuner::scoreboard::{Backend, context, sim_params};
+use rheo::tuner::scoreboard::{Backend, agent_ds2_base, context, sim_params};
 use rheo::tuner::spec::Workload;
-use rheo::tuner::tuners::{Ds2, Ds2Knobs, Oracle, Static, Tuner, plan_oracle};
+use rheo::tuner::tuners::{Ds2, Ds2Base, Ds2Knobs, Oracle, Static, Tuner, plan_oracle};
 
 /// Arguments of `rheo tune`.
 #[derive(clap::Args)]
@@ -50,12 +50,14 @@ pub struct Args {
     /// DS2: consecutive agreeing epochs before a change.
     #[arg(long, default_value_t = 1)]
     ds2_activation: usize,
-    /// DS2: over-provisioning factor.
-    #[arg(long, default_value_t = 0.0)]
-    ds2_factor: f64,
-    /// DS2: seconds to work off backlog in (0: ignore backlog).
-    #[arg(long, default_value_t = 0.0)]
-    ds2_catch_up: f64,
+    /// DS2: over-provisioning factor (default 0). For the agent, with `--ds2-catch-up`: the
+    /// DS2 its moves are offsets from (default: DS2 tuned on the simulator for a policy trained
+    /// on tuned DS2, else 0).
+    #[arg(long)]
+    ds2_factor: Option<f64>,
+    /// DS2: seconds to work off backlog in (default 0: ignore backlog).
+    #[arg(long)]
+    ds2_catch_up: Option<f64>,
     /// Agent: the policy checkpoint.
     #[arg(long, default_value = "models/policy.ckpt")]
     checkpoint: PathBuf,
@@ -146,7 +148,7 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let params = args.sim.apply(sim_params(&args.workload, &workload)?);
-    let cx = context(&workload);
+    let mut cx = context(&workload);
     let mut agent: Option<Agent> = None;
     let mut agent_header: Option<CheckpointHeader> = None;
     let mut other: Option<Box<dyn Tuner>> = None;
@@ -156,8 +158,8 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             other = Some(Box::new(Ds2::new(Ds2Knobs {
                 warmup_epochs: args.ds2_warmup,
                 activation: args.ds2_activation,
-                factor: args.ds2_factor,
-                catch_up_s: args.ds2_catch_up,
+                factor: args.ds2_factor.unwrap_or(0.0),
+                catch_up_s: args.ds2_catch_up.unwrap_or(0.0),
             })))
         }
         "oracle" => {
@@ -169,6 +171,14 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         "agent" => {
             let (built, header) = make_agent(&args, &workload)?;
+            cx.ds2_base = if args.ds2_factor.is_some() || args.ds2_catch_up.is_some() {
+                Ds2Base {
+                    factor: args.ds2_factor.unwrap_or(0.0),
+                    catch_up_s: args.ds2_catch_up.unwrap_or(0.0),
+                }
+            } else {
+                agent_ds2_base(built.policy(), &workload, &params)?
+            };
             agent_header = Some(header);
             agent = Some(if args.learn {
                 built.learning(args.seed)
@@ -216,6 +226,7 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "seed": args.seed,
         "epoch_s": workload.epoch_s,
         "latency_slo_ms": cx.objective.latency_slo_ms,
+        "ds2_base": cx.ds2_base,
     });
     let mut log = match &args.run_log {
         Some(path) => Some(RunLog::create(path, &header)?),

@@ -11,7 +11,7 @@ use crate::agent::{Agent, Policy};
 use crate::env::{EngineEnv, EnvError, Environment, SimEnv, SimParams};
 use crate::run::{RunResult, run};
 use crate::spec::Workload;
-use crate::tuners::{Ds2, Ds2Knobs, Oracle, Static, TuneContext, Tuner, plan_oracle};
+use crate::tuners::{Ds2, Ds2Base, Ds2Knobs, Oracle, Static, TuneContext, Tuner, plan_oracle};
 
 /// Seeds runs are scored with; training and tuning use [`TRAINING_SEEDS`].
 pub const EVALUATION_SEEDS: [u64; 5] = [1_000, 1_001, 1_002, 1_003, 1_004];
@@ -53,6 +53,9 @@ pub enum TunerKind {
         checkpoint: String,
         /// The DS2 fallback's thresholds (`None`: off).
         fallback: Option<Fallback>,
+        /// The DS2 its moves are offsets from.
+        #[serde(default)]
+        base: Ds2Base,
     },
 }
 
@@ -135,7 +138,23 @@ pub fn context(workload: &Workload) -> TuneContext {
     TuneContext {
         objective: workload.objective(),
         bounds: Bounds::from_workload(workload),
+        ds2_base: Ds2Base::default(),
     }
+}
+
+/// The DS2 an agent running `policy` on `workload` takes its moves from: DS2 tuned on the
+/// simulator (as in its training) for a policy trained so, else DS2 without over-provisioning
+/// or catch-up.
+pub fn agent_ds2_base(
+    policy: &Policy,
+    workload: &Workload,
+    params: &SimParams,
+) -> Result<Ds2Base, EnvError> {
+    Ok(if policy.tuned_ds2_base {
+        tune_ds2(workload, params, Backend::Sim)?.0.into()
+    } else {
+        Ds2Base::default()
+    })
 }
 
 /// One run of `kind` on `workload`.
@@ -146,7 +165,10 @@ pub fn run_once(
     kind: &TunerKind,
     seed: u64,
 ) -> Result<RunResult, EnvError> {
-    let cx = context(workload);
+    let mut cx = context(workload);
+    if let TunerKind::Agent { base, .. } = kind {
+        cx.ds2_base = *base;
+    }
     let mut tuner: Box<dyn Tuner> = match kind {
         TunerKind::Static => Box::new(Static),
         TunerKind::Ds2(knobs) => Box::new(Ds2::new(*knobs)),
@@ -158,6 +180,7 @@ pub fn run_once(
         TunerKind::Agent {
             checkpoint,
             fallback,
+            ..
         } => {
             let (policy, _) = Policy::load(Path::new(checkpoint))?;
             Box::new(Agent::new(
@@ -280,6 +303,18 @@ pub fn row(workload: &Workload, backend: Backend, kind: &TunerKind, runs: &[RunR
         }),
         fallback_share: per_epoch(&|e| f64::from(u8::from(e.fallback))),
         peak_rss_mb: peak_rss_mb(),
-        settings: runs.first().map(|r| r.settings.clone()).unwrap_or_default(),
+        settings: settings(kind, runs),
     }
+}
+
+/// The settings a row reports: the tuner's own, and an agent's DS2 base where it is not DS2's
+/// default.
+fn settings(kind: &TunerKind, runs: &[RunResult]) -> serde_json::Value {
+    let mut settings = runs.first().map(|r| r.settings.clone()).unwrap_or_default();
+    if let (TunerKind::Agent { base, .. }, Some(map)) = (kind, settings.as_object_mut())
+        && *base != Ds2Base::default()
+    {
+        map.insert("ds2_base".into(), serde_json::json!(base));
+    }
+    settings
 }

@@ -44,6 +44,7 @@ fn training_alone(w: &Workload, params: &SimParams) -> Vec<TrainingWorkload> {
         workload: w.clone(),
         params: params.clone(),
         ds2: Ds2Knobs::default(),
+        ds2_base: Default::default(),
     }]
 }
 
@@ -57,6 +58,22 @@ fn a_checkpoint_round_trip_keeps_the_policy() {
     assert_eq!(read_header, header_with_time(&read_header));
     let row = [[0.3f32; FEATURES], [-0.7; FEATURES]];
     assert_eq!(net.infer(&row, &device), read.infer(&row, &device));
+}
+
+#[test]
+fn a_checkpoint_says_which_ds2_its_moves_are_offsets_from() {
+    let device = Device::flex();
+    let path = temp("tuned-base.ckpt");
+    let tuned = CheckpointHeader {
+        tuned_ds2_base: true,
+        ..header()
+    };
+    save(&path, &PolicyNet::new(&device), &tuned).unwrap();
+    assert!(Policy::load(&path).unwrap().0.tuned_ds2_base);
+    // The shipped policy was written before the field existed: DS2 at its default knobs.
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/policy.ckpt");
+    let (policy, header) = Policy::load(std::path::Path::new(shipped)).unwrap();
+    assert!(!policy.tuned_ds2_base && !header.tuned_ds2_base);
 }
 
 /// `header()` with the creation time of `read` (the only field that differs by run).

@@ -100,6 +100,7 @@ fn context(stages: &[&str], max_threads: usize) -> TuneContext {
             max_threads,
             max_buffered_records: 10_000_000,
         },
+        ds2_base: Default::default(),
     }
 }
 

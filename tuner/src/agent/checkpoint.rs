@@ -45,6 +45,11 @@ pub struct CheckpointHeader {
     pub commit: String,
     /// Workloads it was trained on.
     pub workloads: Vec<String>,
+    /// Trained with each workload's tuned DS2 as the base of its moves (`rheo train
+    /// --tuned-base`): run it with the DS2 settings its operator would run. False: DS2 without
+    /// over-provisioning or catch-up.
+    #[serde(default)]
+    pub tuned_ds2_base: bool,
 }
 
 impl CheckpointHeader {
@@ -63,6 +68,7 @@ impl CheckpointHeader {
             training_s,
             commit: current_commit(),
             workloads: Vec::new(),
+            tuned_ds2_base: false,
         }
     }
 }

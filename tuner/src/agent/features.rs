@@ -161,7 +161,7 @@ fn stage_row(
 
 /// The observation of `snapshot`.
 pub fn observe(snapshot: &MetricsSnapshot, cx: &TuneContext, history: &History) -> Observation {
-    let ds2 = ds2_suggestion(snapshot, cx, 0.0, 0.0);
+    let ds2 = ds2_suggestion(snapshot, cx, cx.ds2_base.factor, cx.ds2_base.catch_up_s);
     let rate: f64 = snapshot.sources.iter().map(|s| s.offered_rate).sum();
     let emitted: f64 = snapshot.sources.iter().map(|s| s.emitted_rate).sum();
     let trend = match history.previous_rate {
@@ -320,6 +320,39 @@ mod tests {
         source.emitted_rate = source.emitted as f64 / 0.5;
         source.backlog = owed;
         observe(&snapshot, &context(&w), &History::default()).rows[0]
+    }
+
+    #[test]
+    fn a_tuned_ds2_base_moves_the_suggestion_the_moves_are_offsets_from() {
+        // 3 000 events/s through a 500 µs wait: π_raw = 1.5 at any parallelism.
+        let text = "name = \"base\"\nduration_s = 2\nepoch_s = 0.5\n\
+                    [source]\nrate = { profile = \"constant\", value = 3000 }\n\
+                    [[stage]]\nname = \"a\"\nwait_us = 500.0\n\
+                    [objective]\nlatency_slo_ms = 100\nmax_threads = 8\n";
+        let w = Workload::parse(text, "base.toml").unwrap();
+        let mut env = SimEnv::new(&w, SimParams::nominal(&w), 1);
+        let snapshot = env.observe().unwrap().unwrap();
+        let at = |factor: f64| {
+            let cx = TuneContext {
+                ds2_base: crate::tuners::Ds2Base {
+                    factor,
+                    catch_up_s: 0.0,
+                },
+                ..context(&w)
+            };
+            observe(&snapshot, &cx, &History::default())
+        };
+        let (plain, tuned) = (at(0.0), at(1.0));
+        let (p, q) = (
+            plain.ds2.parallelism("a").unwrap(),
+            tuned.ds2.parallelism("a").unwrap(),
+        );
+        assert!(q > p, "over-provisioned by 1.0: {q} vs {p}");
+        // The feature the network reads moves with it; the raw model does not.
+        const RAW: usize = 9;
+        const GAP: usize = 10;
+        assert_eq!(plain.rows[0][RAW], tuned.rows[0][RAW]);
+        assert!(tuned.rows[0][GAP] > plain.rows[0][GAP]);
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct Policy {
     pub device: Device,
     /// The CRC-32 the checkpoint file ends with (`None` for a policy not read from a file).
     pub checksum: Option<u32>,
+    /// Trained with each workload's tuned DS2 as the base of its moves (see
+    /// [`CheckpointHeader::tuned_ds2_base`]): it runs on the DS2 its operator would run.
+    pub tuned_ds2_base: bool,
 }
 
 /// One stage's choice with its probabilities.
@@ -69,6 +72,7 @@ impl Policy {
                 stats: header.stats.clone(),
                 device,
                 checksum: Some(checksum),
+                tuned_ds2_base: header.tuned_ds2_base,
             },
             header,
         ))
@@ -82,6 +86,7 @@ impl Policy {
             stats,
             device: Device::flex(),
             checksum: None,
+            tuned_ds2_base: false,
         }
     }
 
@@ -491,6 +496,7 @@ impl Agent {
         let local = TuneContext {
             objective: cx.objective.clone(),
             bounds: effective_bounds(&cx.bounds, &self.guard, &self.controls),
+            ds2_base: cx.ds2_base,
         };
         let obs = observe(snapshot, &local, &self.history);
         EpochIntake {

@@ -11,9 +11,9 @@ use crate::agent::{Agent, Policy};
 use crate::env::Environment;
 use crate::env::sim::{SimEnv, SimParams, initial_config};
 use crate::run::run;
-use crate::scoreboard::context;
+use crate::scoreboard::{agent_ds2_base, context};
 use crate::spec::Workload;
-use crate::tuners::Tuner;
+use crate::tuners::{TuneContext, Tuner};
 
 /// The policy's stage decisions on `workload` in the simulator, one run per seed from the
 /// workload's starting configuration (greedy) and, with `explore`, one more per seed that
@@ -25,7 +25,10 @@ pub fn simulated_decisions(
     seeds: &[u64],
     explore: bool,
 ) -> Result<Vec<StageDecision>, ExplainError> {
-    let cx = context(workload);
+    let cx = TuneContext {
+        ds2_base: agent_ds2_base(policy, workload, params)?,
+        ..context(workload)
+    };
     let mut out = Vec::new();
     for &seed in seeds {
         for exploring in [false, true] {

@@ -42,6 +42,25 @@ impl Default for Ds2Knobs {
     }
 }
 
+/// The part of DS2's knobs that shapes its suggestion at one epoch (warm-up and activation only
+/// decide when a suggestion is applied): what the agent's moves are offsets from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ds2Base {
+    /// Over-provisioning: `π = ceil(π_raw · (1 + factor))`.
+    pub factor: f64,
+    /// Work off a source's backlog within this many seconds (0: ignore backlog).
+    pub catch_up_s: f64,
+}
+
+impl From<Ds2Knobs> for Ds2Base {
+    fn from(k: Ds2Knobs) -> Ds2Base {
+        Ds2Base {
+            factor: k.factor,
+            catch_up_s: k.catch_up_s,
+        }
+    }
+}
+
 impl Ds2Knobs {
     /// The grid DS2 is tuned over (per workload, on the simulator). The factor reaches 1.0
     /// because a step workload with a slow keyed stage is served best by a spare worker kept

@@ -10,17 +10,21 @@ use serde::{Deserialize, Serialize};
 use crate::action::Bounds;
 use crate::objective::Objective;
 
-pub use ds2::{Ds2, Ds2Knobs, Ds2Suggestion, ds2_suggestion};
+pub use ds2::{Ds2, Ds2Base, Ds2Knobs, Ds2Suggestion, ds2_suggestion};
 pub use oracle::{Oracle, plan_oracle};
 pub use static_config::Static;
 
-/// What a tuner may know besides the snapshots: the objective and the bounds.
+/// What a tuner may know besides the snapshots: the objective, the bounds, and the DS2 the
+/// operator runs.
 #[derive(Debug, Clone)]
 pub struct TuneContext {
     /// The objective (SLO, thread budget, the stages that count).
     pub objective: Objective,
     /// Parallelism bounds and budgets.
     pub bounds: Bounds,
+    /// The DS2 whose suggestion the agent's moves are offsets from and its fallback applies
+    /// (DS2 without over-provisioning or catch-up unless the operator set them).
+    pub ds2_base: Ds2Base,
 }
 
 /// A tuner's decision for the next epoch.

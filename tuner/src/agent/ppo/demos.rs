@@ -5,7 +5,6 @@ use rheo_engine::JobConfig;
 use crate::agent::actions::{StageAction, masks};
 use crate::agent::features::{FeatureStats, History, observe};
 use crate::env::{EnvError, Environment, SimEnv};
-use crate::scoreboard::context;
 use crate::tuners::{Ds2, Ds2Knobs, Tuner};
 
 use super::*;
@@ -21,7 +20,7 @@ pub fn demonstrations(
     let mut out = Vec::new();
     for w in workloads {
         for seed in 0..cfg.demonstration_runs as u64 {
-            let cx = context(&w.workload);
+            let cx = w.context();
             let mut env = SimEnv::new(&w.workload, w.params.clone(), 2_000_000 + seed);
             let mut ds2 = Ds2::new(if cfg.imitate_tuned_ds2 {
                 w.ds2

@@ -20,7 +20,6 @@ use crate::agent::guard::{Controls, GuardConfig};
 use crate::agent::{Agent, Policy};
 use crate::env::{EnvError, Environment, SimEnv};
 use crate::objective::EpochScore;
-use crate::scoreboard::context;
 use crate::tuners::{Ds2, TuneContext, Tuner};
 
 use super::*;
@@ -73,7 +72,7 @@ fn labelled_run(
     seed: u64,
 ) -> Result<(Vec<Transition>, f64), EnvError> {
     let mut rng = SmallRng::seed_from_u64(seed ^ cfg.seed.rotate_left(17));
-    let cx = context(&w.workload);
+    let cx = w.context();
     let params = randomised(&w.params, cfg, &mut rng);
     let mut env = SimEnv::new(&w.workload, params, seed);
     if rng.random_bool(cfg.random_start.clamp(0.0, 1.0)) {
@@ -136,13 +135,7 @@ fn labelled_run(
             // Each distinct parallelism's value on its fork; DS2's own gets the margin, so it
             // stays the label unless another beats it by that much.
             // Leaving the stage where it is gets the keep margin on top.
-            let favour = |p: usize| {
-                if p == now {
-                    cfg.lookahead_keep_margin
-                } else {
-                    0.0
-                }
-            };
+            let favour = |p: usize| keep_favour(cfg, p, now);
             let mut values: Vec<(usize, f64)> =
                 vec![(base_p, q_base + cfg.lookahead_margin + favour(base_p))];
             let outcomes = outcomes(&obs, i);
@@ -191,6 +184,19 @@ fn labelled_run(
     run.pop();
     monte_carlo_returns(&mut run, cfg.gamma);
     Ok((run, objective))
+}
+
+/// What moving a stage from `now` to parallelism `p` is credited on top of its fork's value:
+/// the keep margin for leaving it where it is or, with `lookahead_keep_lowers_only`, the keep
+/// margin taken from a move that lowers it (raises then compete with leaving it on value
+/// alone).
+fn keep_favour(cfg: &PpoConfig, p: usize, now: usize) -> f64 {
+    use std::cmp::Ordering;
+    match (cfg.lookahead_keep_lowers_only, p.cmp(&now)) {
+        (false, Ordering::Equal) => cfg.lookahead_keep_margin,
+        (true, Ordering::Less) => -cfg.lookahead_keep_margin,
+        _ => 0.0,
+    }
 }
 
 /// The policy's name for moving a stage (whose moves lead to `outcomes`) to parallelism `p`,
@@ -318,6 +324,7 @@ mod tests {
                 warmup_epochs: 0,
                 ..Ds2Knobs::default()
             },
+            ds2_base: Default::default(),
         }
     }
 
@@ -329,7 +336,7 @@ mod tests {
         hold: bool,
         mut at: impl FnMut(&MetricsSnapshot, &Forks<'_>, &JobConfig),
     ) {
-        let cx = context(&w.workload);
+        let cx = w.context();
         let mut env = SimEnv::new(&w.workload, w.params.clone(), seed);
         let mut ds2 = Ds2::new(w.ds2);
         while let Some(snapshot) = env.observe().unwrap() {
@@ -352,7 +359,7 @@ mod tests {
         // Forks continue with the run's noise, so a fork taking DS2's move and then letting
         // DS2 decide is DS2's run itself: the values moves are compared by are exact.
         let w = wait_step();
-        let cx = context(&w.workload);
+        let cx = w.context();
         let mut previous: Option<JobConfig> = None;
         let mut rewards = Vec::new();
         let mut forked = Vec::new();
@@ -378,7 +385,7 @@ mod tests {
         // on) continues exactly as the agent does on its own run: a fork's value under
         // approximate policy iteration is the network's own return from there.
         let w = wait_step();
-        let cx = context(&w.workload);
+        let cx = w.context();
         // An untrained network moves often, so cooldowns hold real moves back.
         let policy = Policy::untrained();
         let mut cooldowns = 0;
@@ -529,9 +536,31 @@ mod tests {
     }
 
     #[test]
+    fn the_keep_margin_holds_back_every_move_or_only_lowerings() {
+        let margin = |lowers_only| PpoConfig {
+            lookahead_keep_margin: 0.03,
+            lookahead_keep_lowers_only: lowers_only,
+            ..PpoConfig::default()
+        };
+        // Symmetric: staying at 3 is credited the margin over going to 2 or to 4.
+        let both = margin(false);
+        assert_eq!(
+            [2, 3, 4].map(|p| keep_favour(&both, p, 3)),
+            [0.0, 0.03, 0.0]
+        );
+        // Lowerings only: a raise to 4 stands level with staying, going down to 2 must beat
+        // staying by the margin.
+        let lowers = margin(true);
+        assert_eq!(
+            [2, 3, 4].map(|p| keep_favour(&lowers, p, 3)),
+            [-0.03, 0.0, 0.0]
+        );
+    }
+
+    #[test]
     fn a_move_is_named_as_ds2s_demonstrations_name_it() {
         let w = wait_step();
-        let cx = context(&w.workload);
+        let cx = w.context();
         let mut env = SimEnv::new(&w.workload, w.params.clone(), 1);
         let snapshot = env.observe().unwrap().unwrap();
         let obs = observe(&snapshot, &cx, &History::default());

@@ -29,7 +29,7 @@ use crate::objective::{EpochScore, Objective};
 use crate::run::run;
 use crate::scoreboard::context;
 use crate::spec::Workload;
-use crate::tuners::{Ds2, Ds2Knobs};
+use crate::tuners::{Ds2, Ds2Base, Ds2Knobs, TuneContext};
 
 pub use demos::demonstrations;
 use rollout::{Episode, rollout};
@@ -121,6 +121,11 @@ pub struct PpoConfig {
     /// where it is, to become the label (added to DS2's margin when DS2 leaves it too). Above
     /// 0 the labels hold back from changes that barely pay: fewer reconfigurations than DS2.
     pub lookahead_keep_margin: f64,
+    /// The keep margin holds back only moves that lower a stage: a raise competes with leaving
+    /// the stage on value alone. Putting a raise off costs latency and events not absorbed when
+    /// the load keeps rising (and the labels, whose forks DS2 finishes, see that raise made
+    /// next epoch anyway); putting a lowering off costs only threads.
+    pub lookahead_keep_lowers_only: bool,
     /// Value each fork by the better of two finishes: tuned DS2, and tuned DS2 that holds the
     /// configuration while the pipeline keeps up and meets the SLO (acting only when it does
     /// not). Without it, a move DS2 would undo (a stage left one worker below DS2's
@@ -165,6 +170,7 @@ impl Default for PpoConfig {
             lookahead_runs: 8,
             lookahead_margin: 0.05,
             lookahead_keep_margin: 0.0,
+            lookahead_keep_lowers_only: false,
             lookahead_hold: false,
             lookahead_policy_finish: false,
         }
@@ -180,6 +186,20 @@ pub struct TrainingWorkload {
     pub params: SimParams,
     /// Tuned DS2's knobs (the demonstrations the policy starts from).
     pub ds2: Ds2Knobs,
+    /// The DS2 the policy's moves are offsets from on this workload: the default
+    /// ([`Ds2Base::default`], no over-provisioning) or tuned DS2's (`ds2.into()`), as the agent
+    /// will be given where it runs.
+    pub ds2_base: Ds2Base,
+}
+
+impl TrainingWorkload {
+    /// The tuning context of a run of this workload, with its DS2 base.
+    pub fn context(&self) -> TuneContext {
+        TuneContext {
+            ds2_base: self.ds2_base,
+            ..context(&self.workload)
+        }
+    }
 }
 
 /// One point of the learning curve.
@@ -428,7 +448,7 @@ pub fn train(
                 // Training seeds live far from the evaluation seeds (1000–1004).
                 let seed = 1_000_000 + rng.random_range(0..1_000_000u64);
                 let params = randomised(&w.params, cfg, &mut rng);
-                let cx = context(&w.workload);
+                let cx = w.context();
                 let start = rng
                     .random_bool(cfg.random_start.clamp(0.0, 1.0))
                     .then(|| random_start(&w.workload, &cx.bounds, &mut rng));

@@ -13,7 +13,6 @@ use crate::agent::features::{FEATURES, FeatureStats, History, observe};
 use crate::agent::policy::{OUTPUTS, PolicyNet, sample};
 use crate::agent::tuner::choose;
 use crate::env::{EnvError, Environment, SimEnv, SimParams};
-use crate::scoreboard::context;
 use crate::tuners::{Ds2, Ds2Knobs, TuneContext, Tuner};
 
 use super::*;
@@ -144,7 +143,7 @@ pub fn feature_stats(
     let mut stats = FeatureStats::default();
     for w in workloads {
         for &seed in seeds {
-            let cx = context(&w.workload);
+            let cx = w.context();
             let mut env = SimEnv::new(&w.workload, w.params.clone(), seed);
             let mut ds2 = Ds2::new(Ds2Knobs::default());
             let mut history = History::default();

@@ -10,7 +10,6 @@ use crate::agent::policy::PolicyNet;
 use crate::agent::{Agent, Policy};
 use crate::env::{EnvError, SimEnv};
 use crate::run::{RunResult, run};
-use crate::scoreboard::context;
 use crate::tuners::Ds2;
 
 use super::TrainingWorkload;
@@ -49,7 +48,7 @@ pub(super) fn baseline(workloads: &[TrainingWorkload]) -> Result<Vec<SelectionRo
             over_seeds(|seed| {
                 let mut env = SimEnv::new(&w.workload, w.params.clone(), seed);
                 let mut ds2 = Ds2::new(w.ds2);
-                run(&mut env, &mut ds2, &context(&w.workload), None, |_, _| {})
+                run(&mut env, &mut ds2, &w.context(), None, |_, _| {})
             })
         })
         .collect()
@@ -80,7 +79,7 @@ pub(super) fn candidate(
                     "selection",
                 );
                 let mut env = SimEnv::new(&w.workload, w.params.clone(), seed);
-                run(&mut env, &mut agent, &context(&w.workload), None, |_, _| {})
+                run(&mut env, &mut agent, &w.context(), None, |_, _| {})
             })
         })
         .collect::<Result<Vec<_>, _>>()?;

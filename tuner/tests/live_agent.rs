@@ -7,16 +7,22 @@ use std::path::Path;
 use rheo_tuner::agent::guard::{Controls, GuardConfig};
 use rheo_tuner::agent::{Agent, Policy};
 use rheo_tuner::env::{EngineEnv, Environment};
-use rheo_tuner::scoreboard::context;
+use rheo_tuner::scoreboard::{agent_ds2_base, context, sim_params};
 use rheo_tuner::spec::Workload;
-use rheo_tuner::tuners::Tuner;
+use rheo_tuner::tuners::{TuneContext, Tuner};
 
 #[test]
 fn the_shipped_policy_raises_a_bottleneck_lowers_an_idle_stage_and_leaves_a_fit_one() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let w = Workload::load(root.join("tests/data/live-three-stage.toml")).unwrap();
+    let spec = root.join("tests/data/live-three-stage.toml");
     let (policy, _) = Policy::load(&root.join("../models/policy.ckpt")).unwrap();
-    let cx = context(&w);
+    // The DS2 the policy's moves are offsets from, as the scoreboard and `rheo tune` give it.
+    let params = sim_params(&spec, &w).unwrap();
+    let cx = TuneContext {
+        ds2_base: agent_ds2_base(&policy, &w, &params).unwrap(),
+        ..context(&w)
+    };
     // The DS2 fallback is off: it hands a stage whose choice the policy splits to DS2, and
     // this test is about the policy's own moves (a split first decision would make whether DS2
     // or the policy raises `lookup` depend on the epoch's timing). tests/explain.rs covers the

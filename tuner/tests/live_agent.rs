@@ -14,8 +14,8 @@ use rheo_tuner::tuners::{TuneContext, Tuner};
 #[test]
 fn the_shipped_policy_raises_a_bottleneck_lowers_an_idle_stage_and_leaves_a_fit_one() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let w = Workload::load(root.join("tests/data/live-three-stage.toml")).unwrap();
     let spec = root.join("tests/data/live-three-stage.toml");
+    let w = Workload::load(&spec).unwrap();
     let (policy, _) = Policy::load(&root.join("../models/policy.ckpt")).unwrap();
     // The DS2 the policy's moves are offsets from, as the scoreboard and `rheo tune` give it.
     let params = sim_params(&spec, &w).unwrap();

@@ -304,16 +304,25 @@ mod tests {
     const BACKLOG: usize = STAGE_FEATURES + 1;
     const SHORTFALL: usize = STAGE_FEATURES + 4;
 
+    /// A one-stage job (`a`, waiting `wait_us` per record) under a constant `rate` of events
+    /// per second in epochs of 0.5 s, and its first epoch on the simulator.
+    fn first_epoch(rate: u32, wait_us: f64) -> (Workload, MetricsSnapshot) {
+        let text = format!(
+            "name = \"one\"\nduration_s = 2\nepoch_s = 0.5\n\
+             [source]\nrate = {{ profile = \"constant\", value = {rate} }}\n\
+             [[stage]]\nname = \"a\"\nwait_us = {wait_us:?}\n\
+             [objective]\nlatency_slo_ms = 100\nmax_threads = 8\n"
+        );
+        let w = Workload::parse(&text, "one.toml").unwrap();
+        let mut env = SimEnv::new(&w, SimParams::nominal(&w), 1);
+        let snapshot = env.observe().unwrap().unwrap();
+        (w, snapshot)
+    }
+
     /// The first epoch of a chain that keeps up with 2 000 events/s, its source `late_s`
     /// behind at the epoch's end.
     fn late_by(late_s: f64) -> [f32; FEATURES] {
-        let text = "name = \"late\"\nduration_s = 2\nepoch_s = 0.5\n\
-                    [source]\nrate = { profile = \"constant\", value = 2000 }\n\
-                    [[stage]]\nname = \"a\"\nwait_us = 100.0\n\
-                    [objective]\nlatency_slo_ms = 100\nmax_threads = 8\n";
-        let w = Workload::parse(text, "late.toml").unwrap();
-        let mut env = SimEnv::new(&w, SimParams::nominal(&w), 1);
-        let mut snapshot = env.observe().unwrap().unwrap();
+        let (w, mut snapshot) = first_epoch(2000, 100.0);
         let source = &mut snapshot.sources[0];
         let owed = (2000.0 * late_s) as u64;
         source.emitted = source.offered - owed;
@@ -325,13 +334,7 @@ mod tests {
     #[test]
     fn a_tuned_ds2_base_moves_the_suggestion_the_moves_are_offsets_from() {
         // 3 000 events/s through a 500 µs wait: π_raw = 1.5 at any parallelism.
-        let text = "name = \"base\"\nduration_s = 2\nepoch_s = 0.5\n\
-                    [source]\nrate = { profile = \"constant\", value = 3000 }\n\
-                    [[stage]]\nname = \"a\"\nwait_us = 500.0\n\
-                    [objective]\nlatency_slo_ms = 100\nmax_threads = 8\n";
-        let w = Workload::parse(text, "base.toml").unwrap();
-        let mut env = SimEnv::new(&w, SimParams::nominal(&w), 1);
-        let snapshot = env.observe().unwrap().unwrap();
+        let (w, snapshot) = first_epoch(3000, 500.0);
         let at = |factor: f64| {
             let cx = TuneContext {
                 ds2_base: crate::tuners::Ds2Base {

@@ -85,6 +85,10 @@ pub struct Args {
     /// Agent: most microseconds a decision may take; a slower one is dropped (no change).
     #[arg(long, default_value_t = GuardConfig::default().decision_budget_us)]
     decision_budget_us: u64,
+    /// Agent: a lowering leaves the stage's workers busy at most this share of the time at
+    /// the epoch's rates (lowered only that far, or held); 0 turns the limit off.
+    #[arg(long, default_value_t = GuardConfig::default().max_utilisation_after_lowering.unwrap_or(0.0))]
+    max_utilisation_after_lowering: f64,
     /// Agent: the DS2 fallback.
     #[command(flatten)]
     fallback: super::FallbackArgs,
@@ -339,6 +343,8 @@ fn make_agent(
         limits: args.limit.iter().cloned().collect(),
         decision_budget_us: args.decision_budget_us,
         fallback: args.fallback.fallback(),
+        max_utilisation_after_lowering: (args.max_utilisation_after_lowering > 0.0)
+            .then_some(args.max_utilisation_after_lowering),
         ..GuardConfig::default()
     };
     let controls = Controls::default();

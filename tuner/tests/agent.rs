@@ -15,7 +15,7 @@ use rheo_tuner::env::{Environment, SimEnv, SimParams};
 use rheo_tuner::run::run;
 use rheo_tuner::scoreboard::context;
 use rheo_tuner::spec::Workload;
-use rheo_tuner::tuners::Ds2Knobs;
+use rheo_tuner::tuners::{Ds2Knobs, ds2_suggestion};
 
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rheo-agent-test-{}", std::process::id()));
@@ -330,6 +330,8 @@ fn short_ppo_run(stage_credit: bool) {
 /// stage's bounds, the thread budget in force or the buffer budget.
 #[test]
 fn guardrails_hold_under_a_random_policy() {
+    // Lowerings the guard cut back: the limit on utilisation is exercised, not just met.
+    let mut held = 0;
     for (file, seed) in [
         ("wait-step", 1),
         ("six-stage", 2),
@@ -346,6 +348,9 @@ fn guardrails_hold_under_a_random_policy() {
         let mut guard = GuardConfig {
             cooldown_epochs: 0,
             rollback_drop: 0.05,
+            // Every decision taken, so the run is the same on a loaded machine (the budget has
+            // its own test).
+            decision_budget_us: u64::MAX,
             ..GuardConfig::default()
         };
         guard.pins.insert(stages[0].clone(), 2);
@@ -370,6 +375,7 @@ fn guardrails_hold_under_a_random_policy() {
         ];
         let mut budget = cx.bounds.max_threads;
         let mut decisions = 0;
+        let mut lowerings = 0;
         run(&mut env, &mut agent, &cx, None, |snapshot, record| {
             decisions += 1;
             let bounds = effective_bounds(&cx.bounds, &guard, &controls);
@@ -395,12 +401,42 @@ fn guardrails_hold_under_a_random_policy() {
                 "{file} epoch {}: buffers over budget",
                 snapshot.epoch
             );
+            // No lowering of the policy's own leaves a stage busier than the guard allows; a
+            // budget or bound that shrank, or a rollback, may (they take capacity by force).
+            let detail = &record.decision.detail;
+            held += usize::from(detail.get("utilisation_after_lowering").is_some());
+            let forced = matches!(
+                detail["guardrail"].as_str(),
+                Some("rollback" | "bounds changed at run time")
+            ) || detail["clamped"].as_array().is_some_and(|n| !n.is_empty());
+            let max_utilisation = guard.max_utilisation_after_lowering.unwrap();
+            for (name, pi_raw) in ds2_suggestion(snapshot, &cx, 0.0, 0.0).raw {
+                let (Some(from), Some(to)) =
+                    (snapshot.config.parallelism(&name), config.parallelism(&name))
+                else {
+                    continue;
+                };
+                if to < from && !forced {
+                    lowerings += 1;
+                    assert!(
+                        pi_raw / to as f64 <= max_utilisation,
+                        "{file} epoch {}: {name} lowered {from}→{to} at {pi_raw:.2} workers of load ({})",
+                        snapshot.epoch,
+                        record.decision.reason
+                    );
+                }
+            }
             budget = budgets[(snapshot.epoch as usize / 5) % budgets.len()];
             controls.set_thread_budget(budget);
         })
         .unwrap();
         assert_eq!(decisions, w.epochs());
+        assert!(
+            lowerings > 0,
+            "{file}: the random policy never lowered a stage"
+        );
     }
+    assert!(held > 0, "no lowering was ever cut back");
 }
 
 /// Mean objective of `tuner` over `seeds` on the simulator.

@@ -34,6 +34,13 @@ pub struct GuardConfig {
     pub decision_budget_us: u64,
     /// When the agent hands a stage's decision to DS2 (`None`: never).
     pub fallback: Option<Fallback>,
+    /// A lowering leaves each stage's workers busy at most this share of the time at the
+    /// epoch's rates (DS2's `π_raw / p`, the workers needed to just keep up over those given);
+    /// a stage lowered further is lowered only that far, or held (`None`: no limit). A stage
+    /// run at exactly its load keeps up on average but not through the rate's noise, so its
+    /// queue grows until the latency target is missed and it has to be raised again.
+    #[serde(default)]
+    pub max_utilisation_after_lowering: Option<f64>,
 }
 
 /// The DS2 fallback: a stage whose parallelism choice the policy is unsure of, or whose
@@ -70,11 +77,13 @@ impl GuardConfig {
     /// The guard of an agent acting in training (lookahead's behaviour, model selection): the
     /// default guard without the DS2 fallback (what is scored or labelled is the policy's own
     /// moves) and without a decision budget (a decision dropped on a busy machine would change
-    /// the run, and training would not reproduce).
+    /// the run, and training would not reproduce) and without the limit on lowerings (the
+    /// policy learns what a lowering into saturation costs, not to lean on the guard).
     pub fn training() -> GuardConfig {
         GuardConfig {
             fallback: None,
             decision_budget_us: u64::MAX,
+            max_utilisation_after_lowering: None,
             ..GuardConfig::default()
         }
     }
@@ -89,6 +98,7 @@ impl Default for GuardConfig {
             limits: BTreeMap::new(),
             decision_budget_us: 1000,
             fallback: Some(Fallback::default()),
+            max_utilisation_after_lowering: Some(0.95),
         }
     }
 }
@@ -217,4 +227,42 @@ pub fn takes_capacity_away(from: &JobConfig, to: &JobConfig) -> bool {
         .iter()
         .any(|(name, e)| to.edges.get(name).is_some_and(|t| t.capacity < e.capacity));
     fewer_workers || smaller_buffer
+}
+
+/// The fewest workers at or above `to` that `pi_raw` workers' worth of load keeps busy at most
+/// `max_utilisation` of the time, but never more than `from`: a lowering from `from` to `to`
+/// cut back so it does not saturate the stage.
+pub fn lowering_within_utilisation(
+    from: usize,
+    to: usize,
+    pi_raw: f64,
+    max_utilisation: f64,
+) -> usize {
+    if to >= from || !(pi_raw.is_finite() && max_utilisation > 0.0) {
+        return to;
+    }
+    let needed = (pi_raw / max_utilisation).ceil();
+    if needed <= to as f64 {
+        to
+    } else {
+        (needed as usize).min(from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lowering_within_utilisation;
+
+    #[test]
+    fn a_lowering_stops_where_the_stage_would_be_busier_than_allowed() {
+        // Two workers' worth of load on three: lowering to two would run them flat out.
+        assert_eq!(lowering_within_utilisation(3, 2, 2.0, 0.95), 3);
+        // On six, the same load allows a cut to three but not to two.
+        assert_eq!(lowering_within_utilisation(6, 2, 2.0, 0.95), 3);
+        // A lowering that leaves room is untouched, and so is every raise.
+        assert_eq!(lowering_within_utilisation(4, 3, 2.0, 0.95), 3);
+        assert_eq!(lowering_within_utilisation(2, 5, 4.9, 0.95), 5);
+        // No estimate (a stage that saw no input), no limit.
+        assert_eq!(lowering_within_utilisation(3, 1, f64::NAN, 0.95), 1);
+    }
 }

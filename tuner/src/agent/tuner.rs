@@ -15,7 +15,10 @@ use super::actions::{
 };
 use super::checkpoint::{CheckpointError, CheckpointHeader, load_with_checksum};
 use super::features::{FEATURE_NAMES, FEATURES, FeatureStats, History, Observation, observe};
-use super::guard::{Controls, Fallback, GuardConfig, GuardState, Verdict, effective_bounds};
+use super::guard::{
+    Controls, Fallback, GuardConfig, GuardState, Verdict, effective_bounds,
+    lowering_within_utilisation,
+};
 use super::policy::{
     BUFFER_ACTIONS, OUTPUTS, PARALLELISM_ACTIONS, PolicyNet, argmax, masked_softmax, sample,
 };
@@ -335,6 +338,31 @@ impl Agent {
         }
     }
 
+    /// Cuts back each lowering in `config` that would leave its stage busier than the guard
+    /// allows at this epoch's rates, and says what it held back.
+    fn hold_saturating_lowerings(&self, obs: &Observation, config: &mut JobConfig) -> Vec<String> {
+        let Some(max_utilisation) = self.guard.max_utilisation_after_lowering else {
+            return Vec::new();
+        };
+        let mut held = Vec::new();
+        for (i, stage) in obs.stages.iter().enumerate() {
+            let (Some(to), Some(&pi_raw)) = (config.parallelism(stage), obs.ds2.raw.get(stage))
+            else {
+                continue;
+            };
+            let from = obs.parallelism[i];
+            let kept = lowering_within_utilisation(from, to, pi_raw, max_utilisation);
+            if kept != to {
+                config.set_parallelism(stage, kept);
+                held.push(format!(
+                    "{stage} {from}→{to} held at {kept} (busy {:.2} at {to})",
+                    pi_raw / to as f64
+                ));
+            }
+        }
+        held
+    }
+
     /// A copy of this agent that has seen `snapshot` and applied `applied` at it (whatever
     /// this agent would have chosen): its history, cooldown and rollback state carry on from
     /// there. Lookahead finishes a fork of a simulated run with it. No learner, no traces.
@@ -430,6 +458,7 @@ impl Tuner for Agent {
             "pins": self.guard.pins,
             "limits": self.guard.limits,
             "fallback": self.guard.fallback,
+            "max_utilisation_after_lowering": self.guard.max_utilisation_after_lowering,
         })
     }
 
@@ -580,6 +609,7 @@ impl Agent {
         for f in &fallbacks {
             chosen_config.set_parallelism(&obs.stages[f.index], ds2_parallelism(&obs, f.index));
         }
+        let saturating = self.hold_saturating_lowerings(&obs, &mut chosen_config);
         let clamped = clamp(&snapshot.config, &chosen_config, &local.bounds);
         if self.traces.is_some() {
             self.pending = Some(PendingTrace {
@@ -617,6 +647,10 @@ impl Agent {
             if chosen_config != proposal_config {
                 detail["guardrail"] = format!("DS2 fallback ({})", fallbacks[0].reason).into();
             }
+        }
+        if !saturating.is_empty() {
+            detail["utilisation_after_lowering"] = serde_json::json!(saturating);
+            detail["guardrail"] = "utilisation after lowering".into();
         }
         let spent_us = started.elapsed().as_micros() as u64;
         detail["decision_us"] = spent_us.into();
@@ -657,10 +691,11 @@ impl Agent {
                             .then(|| format!("{} {} (p={:.2})", c.stage, c.label, c.p_parallelism)),
                     })
                     .collect();
-                let reason = if clamped.config == snapshot.config {
-                    "no change".to_owned()
-                } else {
-                    moves.join(", ")
+                let reason = match (clamped.config == snapshot.config, saturating.is_empty()) {
+                    (true, true) => "no change".to_owned(),
+                    (true, false) => saturating.join(", "),
+                    (false, true) => moves.join(", "),
+                    (false, false) => format!("{}; {}", moves.join(", "), saturating.join(", ")),
                 };
                 (clamped.config, reason, false)
             }

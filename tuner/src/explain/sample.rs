@@ -42,6 +42,7 @@ pub fn simulated_decisions(
                 GuardConfig {
                     fallback: None,
                     decision_budget_us: u64::MAX,
+                    max_utilisation_after_lowering: None,
                     ..GuardConfig::default()
                 },
                 Controls::default(),

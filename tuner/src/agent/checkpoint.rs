@@ -85,15 +85,33 @@ pub struct CheckpointError {
     pub reason: String,
 }
 
-/// The commit of the working tree, if git can tell.
+/// The commit of the working tree, if git can tell, with `-dirty` when tracked files outside
+/// `models/` differ from it: a checkpoint trained on uncommitted code says so, since its
+/// command alone would not reproduce it.
 pub fn current_commit() -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| "unknown".into())
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else {
+        return "unknown".into();
+    };
+    let changed = git(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ":(top)",
+        ":(top,exclude)models",
+    ]);
+    match changed {
+        Some(files) if !files.is_empty() => format!("{commit}-dirty"),
+        _ => commit,
+    }
 }
 
 /// Writes `net` with `header` to `path`.

@@ -59,7 +59,7 @@ pub struct Fallback {
 
 impl Default for Fallback {
     /// Thresholds measured with the shipped policy (docs/benchmarks.md, "RL agent" and
-    /// "Explainable tuning"): the farthest of the training observations lies at 3.22
+    /// "Explainable tuning"): the farthest of the training observations lies at 3.20 (3.22 with the policy before it)
     /// (tuner/tests/explain.rs checks that none crosses 4). The shipped policy learned from
     /// lookahead, where moves worth the same on their forks split its probability; at 0.5 such
     /// ties went to DS2 at its default knobs at the moments that matter most (a burst's first

@@ -37,14 +37,10 @@ pub fn simulated_decisions(
             }
             let agent = Agent::new(
                 policy.clone(),
-                // The policy's own decisions, each one taken however long it ran (the decision
-                // budget would make the sample depend on the machine's load).
-                GuardConfig {
-                    fallback: None,
-                    decision_budget_us: u64::MAX,
-                    max_utilisation_after_lowering: None,
-                    ..GuardConfig::default()
-                },
+                // The policy's own decisions (no fallback, no limit on lowerings), each one
+                // taken however long it ran (the decision budget would make the sample depend
+                // on the machine's load): the guard it acts under in training.
+                GuardConfig::training(),
                 Controls::default(),
                 "sampled",
             );

@@ -111,6 +111,12 @@ pub struct Args {
     /// what the network itself would do next, not by DS2 making the change for it.
     #[arg(long)]
     lookahead_policy_finish: bool,
+    /// Value leaving a stage where it is also by holding the configuration while the pipeline
+    /// keeps up and meets the SLO (the finisher taking over at the first shortfall), and take
+    /// the better: a change is weighed against putting it off until it must be made, not off
+    /// by one epoch.
+    #[arg(long)]
+    lookahead_keep_hold: bool,
     /// Also write every transition as a bincode experience log.
     #[arg(long)]
     experience: Option<PathBuf>,
@@ -173,6 +179,7 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         lookahead_keep_lowers_only: args.lookahead_keep_lowers_only,
         lookahead_hold: args.lookahead_hold,
         lookahead_policy_finish: args.lookahead_policy_finish,
+        lookahead_keep_hold: args.lookahead_keep_hold,
         rate_shift: args.rate_shift,
         profile_swap: args.profile_swap,
         source_stall: args.source_stall,

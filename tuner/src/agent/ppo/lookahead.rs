@@ -147,6 +147,19 @@ fn labelled_run(
                 config.set_parallelism(stage, p);
                 values.push((p, forks.value(&config)? + favour(p)));
             }
+            if cfg.lookahead_keep_hold
+                && let Some(kept) = values.iter_mut().find(|v| v.0 == now)
+            {
+                let mut config = ds2.clone();
+                config.set_parallelism(stage, now);
+                let held = forks.value_held(&config)? + favour(now);
+                let margin = if now == base_p {
+                    cfg.lookahead_margin
+                } else {
+                    0.0
+                };
+                kept.1 = kept.1.max(held + margin);
+            }
             let (best_p, best_q) =
                 values
                     .iter()
@@ -245,6 +258,42 @@ impl Forks<'_> {
             return Ok(ds2);
         }
         Ok(ds2.max(total_reward(&self.finish(proposed, true)?)))
+    }
+
+    /// The sum of the rewards of the epochs to come if `proposed` is applied now and then held
+    /// while each epoch keeps up and meets the SLO; from the first epoch that does not, the
+    /// finisher (the network, or tuned DS2) decides.
+    fn value_held(&self, proposed: &JobConfig) -> Result<f64, EnvError> {
+        let mut holding = true;
+        let epochs = match self.finisher {
+            Some(agent) => {
+                let applied = clamp(&self.current.config, proposed, &self.cx.bounds).config;
+                let mut agent = agent.fork_applying(self.current, self.cx, &applied);
+                self.play_out(proposed, |snapshot, score| {
+                    holding &= score.meets_targets();
+                    if holding {
+                        // The hold is the agent's move, so its cooldown and history carry on.
+                        agent = agent.fork_applying(snapshot, self.cx, &snapshot.config);
+                        snapshot.config.clone()
+                    } else {
+                        agent.decide(snapshot, self.cx).config
+                    }
+                })?
+            }
+            None => {
+                let mut ds2 = self.base.clone();
+                self.play_out(proposed, |snapshot, score| {
+                    let decision = ds2.decide(snapshot, self.cx).config;
+                    holding &= score.meets_targets();
+                    if holding {
+                        snapshot.config.clone()
+                    } else {
+                        decision
+                    }
+                })?
+            }
+        };
+        Ok(total_reward(&epochs))
     }
 
     /// One finish of the fork: tuned DS2 decides every epoch; with `hold`, its decision is

@@ -138,6 +138,14 @@ pub struct PpoConfig {
     /// good; finished by the network, putting off is valued by what the network itself does
     /// next. `lookahead_hold` does not apply to these finishes.
     pub lookahead_policy_finish: bool,
+    /// Value leaving a stage where it is also by a finish that holds the whole configuration
+    /// from then on while the pipeline keeps up and meets the SLO, the finisher (tuned DS2, or
+    /// the network with `lookahead_policy_finish`) taking over at the first epoch that falls
+    /// short; the better finish counts. Without it, putting a change off is valued over one
+    /// epoch, since the finisher makes the change next: lowering a stage between two bursts
+    /// looks worth its threads, though holding it through the next burst would spare that
+    /// lowering and the raise back.
+        pub lookahead_keep_hold: bool,
 }
 
 impl Default for PpoConfig {
@@ -173,6 +181,7 @@ impl Default for PpoConfig {
             lookahead_keep_lowers_only: false,
             lookahead_hold: false,
             lookahead_policy_finish: false,
+            lookahead_keep_hold: false,
         }
     }
 }

@@ -260,12 +260,17 @@ impl Forks<'_> {
         Ok(ds2.max(total_reward(&self.finish(proposed, true)?)))
     }
 
-    /// The sum of the rewards of the epochs to come if `proposed` is applied now and then held
-    /// while each epoch keeps up and meets the SLO; from the first epoch that does not, the
-    /// finisher (the network, or tuned DS2) decides.
+    /// The sum of the rewards of [`Forks::finish_held`].
     fn value_held(&self, proposed: &JobConfig) -> Result<f64, EnvError> {
+        Ok(total_reward(&self.finish_held(proposed)?))
+    }
+
+    /// The epochs to come if `proposed` is applied now and then held while each epoch keeps
+    /// up and meets the SLO; from the first epoch that does not, the finisher (the network, or
+    /// tuned DS2) decides.
+    fn finish_held(&self, proposed: &JobConfig) -> Result<Vec<EpochScore>, EnvError> {
         let mut holding = true;
-        let epochs = match self.finisher {
+        match self.finisher {
             Some(agent) => {
                 let applied = clamp(&self.current.config, proposed, &self.cx.bounds).config;
                 let mut agent = agent.fork_applying(self.current, self.cx, &applied);
@@ -278,7 +283,7 @@ impl Forks<'_> {
                     } else {
                         agent.decide(snapshot, self.cx).config
                     }
-                })?
+                })
             }
             None => {
                 let mut ds2 = self.base.clone();
@@ -290,10 +295,9 @@ impl Forks<'_> {
                     } else {
                         decision
                     }
-                })?
+                })
             }
-        };
-        Ok(total_reward(&epochs))
+        }
     }
 
     /// One finish of the fork: tuned DS2 decides every epoch; with `hold`, its decision is
@@ -510,6 +514,80 @@ mod tests {
             held_changes < ds2_changes,
             "{held_changes} vs {ds2_changes}"
         );
+    }
+
+    /// Whether `epochs` change nothing after an epoch that met both targets, up to the first
+    /// that missed one.
+    fn held_until_a_miss(epochs: &[EpochScore]) -> bool {
+        if epochs.is_empty() {
+            return true;
+        }
+        let first_miss = epochs
+            .iter()
+            .position(|e| !e.meets_targets())
+            .unwrap_or(epochs.len());
+        epochs[..=first_miss.min(epochs.len() - 1)]
+            .iter()
+            .skip(1)
+            .all(|e| !e.changed)
+    }
+
+    #[test]
+    fn a_kept_stage_is_also_valued_held_until_an_epoch_misses_a_target() {
+        let w = wait_step();
+        let cx = w.context();
+        let (mut held_changes, mut ds2_changes, mut misses) = (0, 0, 0);
+        along_ds2s_run(&w, 9, false, |snapshot, forks, _| {
+            // Keep everything: DS2 takes over only at the first epoch that falls short.
+            let held = forks.finish_held(&snapshot.config).unwrap();
+            let followed = forks.finish(&snapshot.config, false).unwrap();
+            assert!(
+                held_until_a_miss(&held),
+                "a held fork moved while it kept up"
+            );
+            assert_eq!(held.len(), followed.len());
+            misses += usize::from(held.iter().any(|e| !e.meets_targets()));
+            held_changes += held.iter().skip(1).filter(|e| e.changed).count();
+            ds2_changes += followed.iter().skip(1).filter(|e| e.changed).count();
+            assert!(
+                (forks.value_held(&snapshot.config).unwrap() - total_reward(&held)).abs() < 1e-9
+            );
+        });
+        // The step makes the held forks miss, and DS2 then acts: they are held, not frozen.
+        assert!(misses > 0 && held_changes > 0);
+        assert!(
+            held_changes < ds2_changes,
+            "{held_changes} vs {ds2_changes}"
+        );
+
+        // Finished by an agent (an untrained network, which moves often) the same holds.
+        let agent = Agent::new(
+            Policy::untrained(),
+            GuardConfig::training(),
+            Controls::default(),
+            "t",
+        );
+        let mut env = SimEnv::new(&w.workload, w.params.clone(), 3);
+        let ds2 = Ds2::new(w.ds2);
+        let mut agent_changes = 0;
+        while let Some(snapshot) = env.observe().unwrap() {
+            let forks = Forks {
+                env: &env,
+                base: &ds2,
+                cx: &cx,
+                current: &snapshot,
+                hold: false,
+                finisher: Some(&agent),
+            };
+            let held = forks.finish_held(&snapshot.config).unwrap();
+            assert!(
+                held_until_a_miss(&held),
+                "a held fork moved while it kept up"
+            );
+            agent_changes += held.iter().skip(1).filter(|e| e.changed).count();
+            env.apply(&snapshot.config).unwrap();
+        }
+        assert!(agent_changes > 0, "the agent took over somewhere");
     }
 
     #[test]

@@ -145,7 +145,7 @@ pub struct PpoConfig {
     /// epoch, since the finisher makes the change next: lowering a stage between two bursts
     /// looks worth its threads, though holding it through the next burst would spare that
     /// lowering and the raise back.
-        pub lookahead_keep_hold: bool,
+    pub lookahead_keep_hold: bool,
 }
 
 impl Default for PpoConfig {

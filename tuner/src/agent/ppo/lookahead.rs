@@ -147,6 +147,8 @@ fn labelled_run(
                 config.set_parallelism(stage, p);
                 values.push((p, forks.value(&config)? + favour(p)));
             }
+            // Leaving the stage may also be held until the load calls for a change, rather
+            // than made up for by the finisher next epoch; DS2's margin stays DS2's.
             if cfg.lookahead_keep_hold
                 && let Some(kept) = values.iter_mut().find(|v| v.0 == now)
             {

@@ -235,6 +235,30 @@ fn name_move(
         .unwrap_or(0)
 }
 
+/// When a fork's finish keeps the configuration instead of letting its finisher decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// Never: the finisher decides every epoch.
+    Never,
+    /// After every epoch that keeps up and meets the SLO.
+    WhileMet,
+    /// Until the first epoch that falls short of the rate or the SLO, and never after.
+    UntilMiss,
+}
+
+impl Hold {
+    /// Whether to keep the configuration after an epoch scored `score`; `missed` remembers
+    /// whether an epoch of this finish fell short before.
+    fn holds(self, score: &EpochScore, missed: &mut bool) -> bool {
+        *missed |= !score.meets_targets();
+        match self {
+            Hold::Never => false,
+            Hold::WhileMet => score.meets_targets(),
+            Hold::UntilMiss => !*missed,
+        }
+    }
+}
+
 /// Forks of a run at one epoch, each finished by the base policy (or by the network).
 struct Forks<'a> {
     env: &'a SimEnv,
@@ -253,13 +277,17 @@ impl Forks<'_> {
     /// policy decides from then on (the better of its two finishes with `hold`).
     fn value(&self, proposed: &JobConfig) -> Result<f64, EnvError> {
         if let Some(agent) = self.finisher {
-            return Ok(total_reward(&self.finish_with(agent, proposed)?));
+            return Ok(total_reward(&self.finish_with(
+                agent,
+                proposed,
+                Hold::Never,
+            )?));
         }
-        let ds2 = total_reward(&self.finish(proposed, false)?);
+        let ds2 = total_reward(&self.finish(proposed, Hold::Never)?);
         if !self.hold {
             return Ok(ds2);
         }
-        Ok(ds2.max(total_reward(&self.finish(proposed, true)?)))
+        Ok(ds2.max(total_reward(&self.finish(proposed, Hold::WhileMet)?)))
     }
 
     /// The sum of the rewards of [`Forks::finish_held`].
@@ -271,45 +299,21 @@ impl Forks<'_> {
     /// up and meets the SLO; from the first epoch that does not, the finisher (the network, or
     /// tuned DS2) decides.
     fn finish_held(&self, proposed: &JobConfig) -> Result<Vec<EpochScore>, EnvError> {
-        let mut holding = true;
         match self.finisher {
-            Some(agent) => {
-                let applied = clamp(&self.current.config, proposed, &self.cx.bounds).config;
-                let mut agent = agent.fork_applying(self.current, self.cx, &applied);
-                self.play_out(proposed, |snapshot, score| {
-                    holding &= score.meets_targets();
-                    if holding {
-                        // The hold is the agent's move, so its cooldown and history carry on.
-                        agent = agent.fork_applying(snapshot, self.cx, &snapshot.config);
-                        snapshot.config.clone()
-                    } else {
-                        agent.decide(snapshot, self.cx).config
-                    }
-                })
-            }
-            None => {
-                let mut ds2 = self.base.clone();
-                self.play_out(proposed, |snapshot, score| {
-                    let decision = ds2.decide(snapshot, self.cx).config;
-                    holding &= score.meets_targets();
-                    if holding {
-                        snapshot.config.clone()
-                    } else {
-                        decision
-                    }
-                })
-            }
+            Some(agent) => self.finish_with(agent, proposed, Hold::UntilMiss),
+            None => self.finish(proposed, Hold::UntilMiss),
         }
     }
 
-    /// One finish of the fork: tuned DS2 decides every epoch; with `hold`, its decision is
-    /// applied only at epochs whose snapshot falls short of the rate or the SLO.
-    fn finish(&self, proposed: &JobConfig, hold: bool) -> Result<Vec<EpochScore>, EnvError> {
+    /// One finish of the fork: tuned DS2 decides every epoch, and its decision is applied
+    /// unless `hold` keeps the configuration.
+    fn finish(&self, proposed: &JobConfig, hold: Hold) -> Result<Vec<EpochScore>, EnvError> {
         let mut ds2 = self.base.clone();
+        let mut missed = false;
         self.play_out(proposed, |snapshot, score| {
             // DS2 decides every epoch either way, so its warm-up state stays its own.
             let decision = ds2.decide(snapshot, self.cx).config;
-            if hold && score.meets_targets() {
+            if hold.holds(score, &mut missed) {
                 snapshot.config.clone()
             } else {
                 decision
@@ -317,16 +321,25 @@ impl Forks<'_> {
         })
     }
 
-    /// One finish of the fork by `agent`, which takes over as if it had applied `proposed`.
+    /// One finish of the fork by `agent`, which takes over as if it had applied `proposed`
+    /// and decides every epoch that `hold` does not keep the configuration.
     fn finish_with(
         &self,
         agent: &Agent,
         proposed: &JobConfig,
+        hold: Hold,
     ) -> Result<Vec<EpochScore>, EnvError> {
         let applied = clamp(&self.current.config, proposed, &self.cx.bounds).config;
         let mut agent = agent.fork_applying(self.current, self.cx, &applied);
-        self.play_out(proposed, |snapshot, _| {
-            agent.decide(snapshot, self.cx).config
+        let mut missed = false;
+        self.play_out(proposed, |snapshot, score| {
+            if hold.holds(score, &mut missed) {
+                // The hold is the agent's move, so its cooldown and history carry on.
+                agent = agent.fork_applying(snapshot, self.cx, &snapshot.config);
+                snapshot.config.clone()
+            } else {
+                agent.decide(snapshot, self.cx).config
+            }
         })
     }
 
@@ -389,6 +402,7 @@ mod tests {
         w: &TrainingWorkload,
         seed: u64,
         hold: bool,
+        finisher: Option<&Agent>,
         mut at: impl FnMut(&MetricsSnapshot, &Forks<'_>, &JobConfig),
     ) {
         let cx = w.context();
@@ -402,7 +416,7 @@ mod tests {
                 cx: &cx,
                 current: &snapshot,
                 hold,
-                finisher: None,
+                finisher,
             };
             at(&snapshot, &forks, &next);
             env.apply(&next).unwrap();
@@ -418,7 +432,7 @@ mod tests {
         let mut previous: Option<JobConfig> = None;
         let mut rewards = Vec::new();
         let mut forked = Vec::new();
-        along_ds2s_run(&w, 5, false, |snapshot, forks, next| {
+        along_ds2s_run(&w, 5, false, None, |snapshot, forks, next| {
             let changed = previous.as_ref().is_some_and(|p| *p != snapshot.config);
             rewards.push(cx.objective.score(snapshot, changed).reward);
             previous = Some(snapshot.config.clone());
@@ -496,9 +510,9 @@ mod tests {
     fn a_held_finish_changes_only_after_an_epoch_that_missed_a_target() {
         let w = wait_step();
         let (mut held_changes, mut ds2_changes) = (0, 0);
-        along_ds2s_run(&w, 9, true, |_, forks, next| {
-            let held = forks.finish(next, true).unwrap();
-            let followed = forks.finish(next, false).unwrap();
+        along_ds2s_run(&w, 9, true, None, |_, forks, next| {
+            let held = forks.finish(next, Hold::WhileMet).unwrap();
+            let followed = forks.finish(next, Hold::Never).unwrap();
             for pair in held.windows(2) {
                 assert!(
                     !(pair[0].meets_targets() && pair[1].changed),
@@ -537,12 +551,11 @@ mod tests {
     #[test]
     fn a_kept_stage_is_also_valued_held_until_an_epoch_misses_a_target() {
         let w = wait_step();
-        let cx = w.context();
         let (mut held_changes, mut ds2_changes, mut misses) = (0, 0, 0);
-        along_ds2s_run(&w, 9, false, |snapshot, forks, _| {
+        along_ds2s_run(&w, 9, false, None, |snapshot, forks, _| {
             // Keep everything: DS2 takes over only at the first epoch that falls short.
             let held = forks.finish_held(&snapshot.config).unwrap();
-            let followed = forks.finish(&snapshot.config, false).unwrap();
+            let followed = forks.finish(&snapshot.config, Hold::Never).unwrap();
             assert!(
                 held_until_a_miss(&held),
                 "a held fork moved while it kept up"
@@ -569,26 +582,15 @@ mod tests {
             Controls::default(),
             "t",
         );
-        let mut env = SimEnv::new(&w.workload, w.params.clone(), 3);
-        let ds2 = Ds2::new(w.ds2);
         let mut agent_changes = 0;
-        while let Some(snapshot) = env.observe().unwrap() {
-            let forks = Forks {
-                env: &env,
-                base: &ds2,
-                cx: &cx,
-                current: &snapshot,
-                hold: false,
-                finisher: Some(&agent),
-            };
+        along_ds2s_run(&w, 3, false, Some(&agent), |snapshot, forks, _| {
             let held = forks.finish_held(&snapshot.config).unwrap();
             assert!(
                 held_until_a_miss(&held),
                 "a held fork moved while it kept up"
             );
             agent_changes += held.iter().skip(1).filter(|e| e.changed).count();
-            env.apply(&snapshot.config).unwrap();
-        }
+        });
         assert!(agent_changes > 0, "the agent took over somewhere");
     }
 

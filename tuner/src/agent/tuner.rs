@@ -10,8 +10,8 @@ use rheo_engine::{JobConfig, MetricsSnapshot};
 use serde::Serialize;
 
 use super::actions::{
-    StageAction, ds2_parallelism, greedy_move, input_capacity, masks, probability_of_outcome,
-    proposal,
+    DS2_MOVE, StageAction, ds2_parallelism, greedy_move, input_capacity, masks, outcomes,
+    probability_of_outcome, proposal,
 };
 use super::checkpoint::{CheckpointError, CheckpointHeader, load_with_checksum};
 use super::features::{FEATURE_NAMES, FEATURES, FeatureStats, History, Observation, observe};
@@ -253,9 +253,15 @@ pub fn fallback_stages(
                 c.action.parallelism,
                 &c.parallelism_probabilities,
             );
+            let to_ds2 = outcomes(obs, index)[DS2_MOVE];
+            let ds2_probability =
+                probability_of_outcome(obs, index, DS2_MOVE, &c.parallelism_probabilities);
+            let near_tie = outcomes(obs, index)[c.action.parallelism.min(PARALLELISM_ACTIONS - 1)]
+                != to_ds2
+                && ds2_probability >= probability - fallback.tie_margin;
             let reason = if distance > fallback.max_distance {
                 "out of distribution"
-            } else if probability < fallback.min_probability {
+            } else if probability < fallback.min_probability || near_tie {
                 "uncertain"
             } else {
                 return None;
@@ -339,7 +345,10 @@ impl Agent {
     }
 
     /// Cuts back each lowering in `config` that would leave its stage busier than the guard
-    /// allows at this epoch's rates, and says what it held back.
+    /// allows at this epoch's rates, and says what it held back. A lowering no further than
+    /// DS2's own suggestion passes: the guard stops the policy lowering past what the baseline
+    /// would, and is never more cautious than the baseline itself (selective's `write`, 2 → 1
+    /// at 0.97 of one worker on a falling rate, is DS2's move too).
     fn hold_saturating_lowerings(&self, obs: &Observation, config: &mut JobConfig) -> Vec<String> {
         let Some(max_utilisation) = self.guard.max_utilisation_after_lowering else {
             return Vec::new();
@@ -351,7 +360,8 @@ impl Agent {
                 continue;
             };
             let from = obs.parallelism[i];
-            let kept = lowering_within_utilisation(from, to, pi_raw, max_utilisation);
+            let ds2 = obs.ds2.parallelism(stage);
+            let kept = lowering_within_utilisation(from, to, pi_raw, max_utilisation, ds2);
             if kept != to {
                 config.set_parallelism(stage, kept);
                 held.push(format!(

@@ -26,10 +26,6 @@ pub struct FallbackArgs {
     /// training statistics (root-mean-square of standardised features).
     #[arg(long, default_value_t = Fallback::default().max_distance)]
     fallback_distance: f64,
-    /// Agent: fall back to DS2 on a stage when the policy gives DS2's suggestion a probability
-    /// within this of its chosen move's (a near tie goes to DS2; 0: never)
-    #[arg(long, default_value_t = Fallback::default().tie_margin)]
-    fallback_tie: f32,
 }
 
 /// How reconfigurations are applied (on the engine, and as the simulator prices them), shared
@@ -86,7 +82,6 @@ impl FallbackArgs {
         (!self.no_fallback).then_some(Fallback {
             min_probability: self.fallback_probability,
             max_distance: self.fallback_distance,
-            tie_margin: self.fallback_tie,
         })
     }
 }

@@ -259,42 +259,6 @@ fn the_uncertainty_fallback_pools_moves_that_lead_to_the_same_parallelism() {
 }
 
 #[test]
-fn a_near_tie_with_ds2s_suggestion_goes_to_ds2() {
-    let policy = shipped();
-    let fallback = Fallback::default();
-    let mean: [f32; FEATURES] = std::array::from_fn(|i| policy.stats.mean[i] as f32);
-    let (mut obs, mut choices) = observation(vec![mean]);
-    // `lookup` runs 2 workers and DS2 suggests 1.
-    obs.stages = vec!["lookup".into()];
-    obs.ds2.config.set_parallelism("lookup", 1);
-    choices[0].stage = "lookup".into();
-    // Keeping 2 at 0.53 against DS2's 1 at 0.46 (selective's `write` on the simulator): both
-    // over the probability threshold, but within the tie margin, so DS2 decides.
-    choices[0].parallelism_probabilities = [0.53, 0.0, 0.46, 0.01, 0.0];
-    let fell = fallback_stages(&policy, &obs, &choices, fallback);
-    assert_eq!(fell.len(), 1, "a near tie with DS2");
-    assert_eq!(fell[0].reason, "uncertain");
-    // A clear choice stays the policy's.
-    choices[0].parallelism_probabilities = [0.7, 0.0, 0.3, 0.0, 0.0];
-    assert!(fallback_stages(&policy, &obs, &choices, fallback).is_empty());
-    // So does a near tie between two moves that are not DS2's (2 and 3 workers).
-    choices[0].parallelism_probabilities = [0.5, 0.0, 0.05, 0.0, 0.45];
-    assert!(fallback_stages(&policy, &obs, &choices, fallback).is_empty());
-    // Choosing DS2's own move is never a tie against it.
-    choices[0].action.parallelism = 2;
-    choices[0].parallelism_probabilities = [0.46, 0.0, 0.53, 0.01, 0.0];
-    assert!(fallback_stages(&policy, &obs, &choices, fallback).is_empty());
-    // Off, the near tie stays the policy's.
-    choices[0].action.parallelism = 0;
-    choices[0].parallelism_probabilities = [0.53, 0.0, 0.46, 0.01, 0.0];
-    let off = Fallback {
-        tie_margin: 0.0,
-        ..fallback
-    };
-    assert!(fallback_stages(&policy, &obs, &choices, off).is_empty());
-}
-
-#[test]
 fn the_report_is_self_contained_and_has_every_section() {
     let path = root().join("../workloads/wait-step.toml");
     let w = Workload::load(&path).unwrap();

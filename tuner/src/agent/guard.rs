@@ -55,11 +55,6 @@ pub struct Fallback {
     /// statistics stored in the checkpoint (root-mean-square of standardised features, see
     /// [`FeatureStats::distance`](super::features::FeatureStats::distance)).
     pub max_distance: f64,
-    /// A stage falls back when the policy gives DS2's suggestion a probability within this of
-    /// the parallelism its chosen move leads to (outcomes pooled as for `min_probability`): a
-    /// near tie between its choice and DS2's goes to DS2. 0 turns it off.
-    #[serde(default)]
-    pub tie_margin: f32,
 }
 
 impl Default for Fallback {
@@ -69,15 +64,11 @@ impl Default for Fallback {
     /// shipped policies learned from lookahead, where moves worth the same on their forks split
     /// the probability; at 0.5 such ties went to DS2 at its default knobs at the moments that
     /// matter most (a burst's first epoch), which cost the simulator's mixed-burst 0.05, while
-    /// from 0.35 down nothing changed on the training workloads (0.35 and 0.3 measured). A
-    /// near tie with DS2 (within 0.1) is where the policy lowered selective's `write` one
-    /// epoch after DS2 (0.53 against 0.46); on 20 seeds apart from training and evaluation
-    /// margins from 0 to 0.15 scored within 0.0002 of each other on the training workloads.
+    /// from 0.35 down nothing changed on the training workloads (0.35 and 0.3 measured).
     fn default() -> Self {
         Fallback {
             min_probability: 0.35,
             max_distance: 4.0,
-            tie_margin: 0.1,
         }
     }
 }

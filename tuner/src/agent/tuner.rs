@@ -10,8 +10,8 @@ use rheo_engine::{JobConfig, MetricsSnapshot};
 use serde::Serialize;
 
 use super::actions::{
-    DS2_MOVE, StageAction, ds2_parallelism, greedy_move, input_capacity, masks, outcomes,
-    probability_of_outcome, proposal,
+    StageAction, ds2_parallelism, greedy_move, input_capacity, masks, probability_of_outcome,
+    proposal,
 };
 use super::checkpoint::{CheckpointError, CheckpointHeader, load_with_checksum};
 use super::features::{FEATURE_NAMES, FEATURES, FeatureStats, History, Observation, observe};
@@ -253,15 +253,9 @@ pub fn fallback_stages(
                 c.action.parallelism,
                 &c.parallelism_probabilities,
             );
-            let to_ds2 = outcomes(obs, index)[DS2_MOVE];
-            let ds2_probability =
-                probability_of_outcome(obs, index, DS2_MOVE, &c.parallelism_probabilities);
-            let near_tie = outcomes(obs, index)[c.action.parallelism.min(PARALLELISM_ACTIONS - 1)]
-                != to_ds2
-                && ds2_probability >= probability - fallback.tie_margin;
             let reason = if distance > fallback.max_distance {
                 "out of distribution"
-            } else if probability < fallback.min_probability || near_tie {
+            } else if probability < fallback.min_probability {
                 "uncertain"
             } else {
                 return None;

@@ -86,7 +86,8 @@ pub struct Args {
     #[arg(long, default_value_t = GuardConfig::default().decision_budget_us)]
     decision_budget_us: u64,
     /// Agent: a lowering leaves the stage's workers busy at most this share of the time at
-    /// the epoch's rates (lowered only that far, or held); 0 turns the limit off.
+    /// the epoch's rates (lowered only that far, or held), unless DS2 suggests going as low;
+    /// 0 turns the limit off.
     #[arg(long, default_value_t = GuardConfig::default().max_utilisation_after_lowering.unwrap_or(0.0))]
     max_utilisation_after_lowering: f64,
     /// Agent: the DS2 fallback.

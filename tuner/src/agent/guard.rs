@@ -38,7 +38,9 @@ pub struct GuardConfig {
     /// epoch's rates (DS2's `π_raw / p`, the workers needed to just keep up over those given);
     /// a stage lowered further is lowered only that far, or held (`None`: no limit). A stage
     /// run at exactly its load keeps up on average but not through the rate's noise, so its
-    /// queue grows until the latency target is missed and it has to be raised again.
+    /// queue grows until the latency target is missed and it has to be raised again. A
+    /// lowering no further than DS2's own suggestion is never held: the limit is on lowering
+    /// past the baseline.
     #[serde(default)]
     pub max_utilisation_after_lowering: Option<f64>,
 }

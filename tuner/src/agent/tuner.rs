@@ -342,7 +342,7 @@ impl Agent {
     /// allows at this epoch's rates, and says what it held back. A lowering no further than
     /// DS2's own suggestion passes: the guard stops the policy lowering past what the baseline
     /// would, and is never more cautious than the baseline itself (selective's `write`, 2 → 1
-    /// at 0.97 of one worker on a falling rate, is DS2's move too).
+    /// at one worker's load as the rate falls, is DS2's move too).
     fn hold_saturating_lowerings(&self, obs: &Observation, config: &mut JobConfig) -> Vec<String> {
         let Some(max_utilisation) = self.guard.max_utilisation_after_lowering else {
             return Vec::new();

@@ -62,11 +62,12 @@ pub struct Fallback {
 impl Default for Fallback {
     /// Thresholds measured with the shipped policy (docs/benchmarks.md, "RL agent" and
     /// "Explainable tuning"): the farthest of the training observations lies at 3.20 (3.22
-    /// with the policy shipped the morning of 2026-12-04; tuner/tests/explain.rs checks that none crosses 4). The
-    /// shipped policies learned from lookahead, where moves worth the same on their forks split
-    /// the probability; at 0.5 such ties went to DS2 at its default knobs at the moments that
-    /// matter most (a burst's first epoch), which cost the simulator's mixed-burst 0.05, while
-    /// from 0.35 down nothing changed on the training workloads (0.35 and 0.3 measured).
+    /// with the policy shipped the morning of 2026-12-04; tuner/tests/explain.rs checks that
+    /// none crosses 4). The shipped policies learned from lookahead, where moves worth the same
+    /// on their forks split the probability; at 0.5 such ties went to DS2 at its default knobs
+    /// at the moments that matter most (a burst's first epoch), which cost the simulator's
+    /// mixed-burst 0.05, while from 0.35 down nothing changed on the training workloads (0.35
+    /// and 0.3 measured).
     fn default() -> Self {
         Fallback {
             min_probability: 0.35,

@@ -227,7 +227,6 @@ pub fn choose_move_weight(
     if train.is_empty() || validation.is_empty() {
         return Ok((fallback, Vec::new()));
     }
-    let mut best = (fallback, f64::NEG_INFINITY);
     let mut trials = Vec::with_capacity(MOVE_WEIGHTS.len());
     for weight in MOVE_WEIGHTS {
         let tree = distill(train, validation, max_depth, weight, inputs)?;
@@ -236,13 +235,20 @@ pub fn choose_move_weight(
             fidelity: tree.fidelity,
             fidelity_on_moves: tree.fidelity_on_moves,
         });
-        let score = weight_rank(tree.fidelity, tree.fidelity_on_moves);
+    }
+    Ok((preferred_weight(&trials).unwrap_or(fallback), trials))
+}
 
-        if score > best.1 + 1e-12 {
-            best = (weight, score);
+/// The weight of the best-ranked of `trials` by [`weight_rank`], the first of equals.
+fn preferred_weight(trials: &[WeightTrial]) -> Option<f32> {
+    let mut best: Option<(f32, f64)> = None;
+    for t in trials {
+        let score = weight_rank(t.fidelity, t.fidelity_on_moves);
+        if best.is_none_or(|(_, b)| score > b + 1e-12) {
+            best = Some((t.move_weight, score));
         }
     }
-    Ok((best.0, trials))
+    best.map(|(weight, _)| weight)
 }
 
 /// How [`choose_move_weight`] ranks a tree by its validation fidelity (higher is better):
@@ -345,10 +351,15 @@ mod tests {
             (20.0, 0.932, 0.961),
         ];
         let best = |trials: &[(f32, f64, f64)]| {
-            trials
+            let trials: Vec<WeightTrial> = trials
                 .iter()
-                .max_by(|a, b| weight_rank(a.1, a.2).total_cmp(&weight_rank(b.1, b.2)))
-                .map(|t| t.0)
+                .map(|&(move_weight, fidelity, fidelity_on_moves)| WeightTrial {
+                    move_weight,
+                    fidelity,
+                    fidelity_on_moves,
+                })
+                .collect();
+            preferred_weight(&trials)
         };
         assert_eq!(best(&trials), Some(4.0));
         // None meets the moves goal: the most faithful on moves over the overall goal.

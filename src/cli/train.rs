@@ -117,6 +117,14 @@ pub struct Args {
     /// by one epoch.
     #[arg(long)]
     lookahead_keep_hold: bool,
+    /// Also try halving and doubling each stage's input buffer on the lookahead's forks (DS2
+    /// never sizes buffers); a buffer move is the label when it beats the stage's best move
+    /// that leaves the buffer alone by `--lookahead-buffer-margin`.
+    #[arg(long)]
+    lookahead_buffers: bool,
+    /// Summed reward over the rest of a run a buffer move must gain to be the label.
+    #[arg(long, default_value_t = PpoConfig::default().lookahead_buffer_margin)]
+    lookahead_buffer_margin: f64,
     /// Also write every transition as a bincode experience log.
     #[arg(long)]
     experience: Option<PathBuf>,
@@ -180,6 +188,8 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         lookahead_hold: args.lookahead_hold,
         lookahead_policy_finish: args.lookahead_policy_finish,
         lookahead_keep_hold: args.lookahead_keep_hold,
+        lookahead_buffers: args.lookahead_buffers,
+        lookahead_buffer_margin: args.lookahead_buffer_margin,
         rate_shift: args.rate_shift,
         profile_swap: args.profile_swap,
         source_stall: args.source_stall,

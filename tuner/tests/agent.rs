@@ -340,6 +340,8 @@ fn short_ppo_run(stage_credit: bool) {
 fn guardrails_hold_under_a_random_policy() {
     // Lowerings the guard cut back: the limit on utilisation is exercised, not just met.
     let mut held = 0;
+    // Decisions two guardrails changed at once (both named in the label).
+    let mut both = 0;
     for (file, seed) in [
         ("wait-step", 1),
         ("six-stage", 2),
@@ -414,6 +416,24 @@ fn guardrails_hold_under_a_random_policy() {
             // take capacity by force).
             let detail = &record.decision.detail;
             held += usize::from(detail.get("utilisation_after_lowering").is_some());
+            // The label names every guardrail that changed the proposal, unless one that
+            // replaces the whole decision (cooldown, rollback, …) acted last.
+            let label = detail["guardrail"].as_str().unwrap_or("");
+            let whole = [
+                "cooldown",
+                "rollback",
+                "decision budget",
+                "advisory (dry run)",
+            ];
+            if !whole.contains(&label) {
+                if detail.get("utilisation_after_lowering").is_some() {
+                    assert!(label.contains("utilisation after lowering"), "{label}");
+                }
+                if detail["clamped"].as_array().is_some_and(|n| !n.is_empty()) {
+                    assert!(label.contains("bounds and budgets (clamp)"), "{label}");
+                }
+                both += usize::from(label.contains("; "));
+            }
             let forced = matches!(
                 detail["guardrail"].as_str(),
                 Some("rollback" | "bounds changed at run time")
@@ -448,6 +468,10 @@ fn guardrails_hold_under_a_random_policy() {
         );
     }
     assert!(held > 0, "no lowering was ever cut back");
+    assert!(
+        both > 0,
+        "no decision was changed by two guardrails at once"
+    );
 }
 
 /// Mean objective of `tuner` over `seeds` on the simulator.

@@ -194,6 +194,34 @@ pub fn input_capacity(config: &JobConfig, stage: &str) -> usize {
         .unwrap_or(BUFFER_RANGE.0)
 }
 
+/// Applies buffer move `buffer` (0 halves, 1 keeps, 2 doubles, within [`BUFFER_RANGE`]) to
+/// every edge feeding `stage` in `config`.
+pub fn move_input_buffer(config: &mut JobConfig, stage: &str, buffer: usize) {
+    if buffer == 1 {
+        return;
+    }
+    for (name, edge) in config.edges.iter_mut() {
+        if edge_target(name) == Some(stage) {
+            edge.capacity = if buffer == 0 {
+                (edge.capacity / 2).max(BUFFER_RANGE.0)
+            } else {
+                (edge.capacity * 2).min(BUFFER_RANGE.1)
+            };
+        }
+    }
+}
+
+/// Gives every edge feeding `stage` in `config` the capacity it has in `from`.
+pub fn keep_input_buffer(config: &mut JobConfig, from: &JobConfig, stage: &str) {
+    for (name, edge) in config.edges.iter_mut() {
+        if edge_target(name) == Some(stage)
+            && let Some(before) = from.edges.get(name)
+        {
+            edge.capacity = before.capacity;
+        }
+    }
+}
+
 /// The configuration `actions` ask for, before the clamp.
 pub fn proposal(obs: &Observation, config: &JobConfig, actions: &[StageAction]) -> JobConfig {
     let mut next = config.clone();
@@ -204,23 +232,7 @@ pub fn proposal(obs: &Observation, config: &JobConfig, actions: &[StageAction]) 
         {
             next.set_parallelism(stage, t);
         }
-        if a.buffer != 1 {
-            let names: Vec<String> = next
-                .edges
-                .keys()
-                .filter(|e| edge_target(e) == Some(stage.as_str()))
-                .cloned()
-                .collect();
-            for name in names {
-                if let Some(edge) = next.edges.get_mut(&name) {
-                    edge.capacity = if a.buffer == 0 {
-                        (edge.capacity / 2).max(BUFFER_RANGE.0)
-                    } else {
-                        (edge.capacity * 2).min(BUFFER_RANGE.1)
-                    };
-                }
-            }
-        }
+        move_input_buffer(&mut next, stage, a.buffer);
     }
     next
 }
@@ -228,6 +240,39 @@ pub fn proposal(obs: &Observation, config: &JobConfig, actions: &[StageAction]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_buffer_move_changes_only_the_edges_into_the_stage_within_the_range() {
+        let mut config = JobConfig::default();
+        for (edge, capacity) in [("source->a", 64), ("a->b", 3), ("b->sink", 64)] {
+            config.edges.insert(
+                edge.to_owned(),
+                rheo_engine::config::EdgeConfig {
+                    capacity,
+                    batch_size: 64,
+                },
+            );
+        }
+        let capacities = |c: &JobConfig| c.edges.values().map(|e| e.capacity).collect::<Vec<_>>();
+        let mut halved = config.clone();
+        move_input_buffer(&mut halved, "a", 0);
+        // Edges in name order: a->b, b->sink, source->a.
+        assert_eq!(capacities(&halved), [3, 64, 32]);
+        let mut kept = config.clone();
+        move_input_buffer(&mut kept, "a", 1);
+        assert_eq!(kept, config);
+        let (mut low, mut high) = (config.clone(), config.clone());
+        move_input_buffer(&mut low, "b", 0);
+        move_input_buffer(&mut high, "b", 2);
+        assert_eq!(low.edges["a->b"].capacity, BUFFER_RANGE.0);
+        assert_eq!(high.edges["a->b"].capacity, 6);
+        high.edges.get_mut("a->b").unwrap().capacity = BUFFER_RANGE.1;
+        move_input_buffer(&mut high, "b", 2);
+        assert_eq!(high.edges["a->b"].capacity, BUFFER_RANGE.1);
+        // Kept as another configuration has it: only the edges into the stage.
+        keep_input_buffer(&mut halved, &high, "b");
+        assert_eq!(capacities(&halved), [BUFFER_RANGE.1, 64, 32]);
+    }
 
     #[test]
     fn greedy_move_pools_moves_with_the_same_outcome() {

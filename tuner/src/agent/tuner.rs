@@ -10,8 +10,8 @@ use rheo_engine::{JobConfig, MetricsSnapshot};
 use serde::Serialize;
 
 use super::actions::{
-    StageAction, ds2_parallelism, greedy_move, input_capacity, masks, probability_of_outcome,
-    proposal,
+    StageAction, ds2_parallelism, greedy_move, input_capacity, keep_input_buffer, masks,
+    probability_of_outcome, proposal,
 };
 use super::checkpoint::{CheckpointError, CheckpointHeader, load_with_checksum};
 use super::features::{FEATURE_NAMES, FEATURES, FeatureStats, History, Observation, observe};
@@ -611,8 +611,12 @@ impl Agent {
         };
         let mut chosen_config = proposal_config.clone();
         for f in &fallbacks {
-            chosen_config.set_parallelism(&obs.stages[f.index], ds2_parallelism(&obs, f.index));
+            let stage = &obs.stages[f.index];
+            chosen_config.set_parallelism(stage, ds2_parallelism(&obs, f.index));
+            // DS2 never moves buffers: a stage handed to it keeps the input buffer it has.
+            keep_input_buffer(&mut chosen_config, &snapshot.config, stage);
         }
+        let fallback_changed = chosen_config != proposal_config;
         let saturating = self.hold_saturating_lowerings(&obs, &mut chosen_config);
         let clamped = clamp(&snapshot.config, &chosen_config, &local.bounds);
         if self.traces.is_some() {
@@ -644,18 +648,27 @@ impl Agent {
             "ds2": obs.ds2.config.stages,
             "clamped": clamped.notes,
             "reward": reward,
-            "guardrail": if clamped.notes.is_empty() { serde_json::Value::Null } else { "bounds and budgets (clamp)".into() },
         });
+        // Every guardrail that changed the proposal, in the order they act.
+        let mut guards = Vec::new();
         if !fallbacks.is_empty() {
             detail["fallback"] = serde_json::json!(fallbacks);
-            if chosen_config != proposal_config {
-                detail["guardrail"] = format!("DS2 fallback ({})", fallbacks[0].reason).into();
+            if fallback_changed {
+                guards.push(format!("DS2 fallback ({})", fallbacks[0].reason));
             }
         }
         if !saturating.is_empty() {
             detail["utilisation_after_lowering"] = serde_json::json!(saturating);
-            detail["guardrail"] = "utilisation after lowering".into();
+            guards.push("utilisation after lowering".to_owned());
         }
+        if !clamped.notes.is_empty() {
+            guards.push("bounds and budgets (clamp)".to_owned());
+        }
+        detail["guardrail"] = if guards.is_empty() {
+            serde_json::Value::Null
+        } else {
+            guards.join("; ").into()
+        };
         let spent_us = started.elapsed().as_micros() as u64;
         detail["decision_us"] = spent_us.into();
         if spent_us > self.guard.decision_budget_us {

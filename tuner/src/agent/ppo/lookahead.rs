@@ -5,7 +5,8 @@
 //! whose forked run scores best, DS2's own move unless another beats it by a margin. A policy
 //! that picked those moves everywhere would do at least as well as tuned DS2 on the simulator
 //! (the policy-improvement theorem, with DS2 as the base policy); the network learns the labels
-//! by imitation. Later rounds collect their states under the network itself (so it learns what
+//! by imitation. With `lookahead_buffers`, halving and doubling a stage's input buffer are tried
+//! the same way (DS2 never moves buffers). Later rounds collect their states under the network itself (so it learns what
 //! to do where its own moves lead, not only where DS2's do) and add them to the earlier ones.
 
 use rand::rngs::SmallRng;
@@ -14,7 +15,7 @@ use rayon::prelude::*;
 use rheo_engine::{JobConfig, MetricsSnapshot};
 
 use crate::action::clamp;
-use crate::agent::actions::{StageAction, masks, outcomes};
+use crate::agent::actions::{StageAction, masks, move_input_buffer, outcomes};
 use crate::agent::features::{FeatureStats, History, observe};
 use crate::agent::guard::{Controls, GuardConfig};
 use crate::agent::{Agent, Policy};
@@ -162,7 +163,7 @@ fn labelled_run(
                 };
                 kept.1 = kept.1.max(held + margin);
             }
-            let (best_p, best_q) =
+            let (mut best_p, mut best_q) =
                 values
                     .iter()
                     .copied()
@@ -170,6 +171,34 @@ fn labelled_run(
                         (base_p, f64::NEG_INFINITY),
                         |b, v| if v.1 > b.1 { v } else { b },
                     );
+            // Buffer moves, for the stage left where it is and at its best parallelism: a
+            // parallelism's value is the better of its buffer moves (less the buffer margin).
+            let mut buffer = 1;
+            if cfg.lookahead_buffers {
+                let candidates = if best_p == now {
+                    vec![now]
+                } else {
+                    vec![now, best_p]
+                };
+                for p in candidates {
+                    for b in [0, 2].into_iter().filter(|&b| bm[b]) {
+                        let mut config = ds2.clone();
+                        config.set_parallelism(stage, p);
+                        move_input_buffer(&mut config, stage, b);
+                        let mut q = forks.value(&config)? + favour(p);
+                        if cfg.lookahead_keep_hold && p == now {
+                            q = q.max(forks.value_held(&config)? + favour(now));
+                        }
+                        let q = q - cfg.lookahead_buffer_margin;
+                        if let Some(v) = values.iter_mut().find(|v| v.0 == p) {
+                            v.1 = v.1.max(q);
+                        }
+                        if q > best_q {
+                            (best_p, best_q, buffer) = (p, q, b);
+                        }
+                    }
+                }
+            }
             let value_of = |p: usize| values.iter().find(|v| v.0 == p).map_or(best_q, |v| v.1);
             t.stages[i].regret = std::array::from_fn(|k| {
                 if pm[k] {
@@ -183,7 +212,7 @@ fn labelled_run(
             t.buf_masks.push(bm);
             t.actions.push(StageAction {
                 parallelism: label,
-                buffer: 1,
+                buffer,
             });
         }
         let decision = match &mut agent {
@@ -631,6 +660,53 @@ mod tests {
         }
         // From random starts on a step workload some choices cost something.
         assert!(moves_that_matter > 0);
+    }
+
+    #[test]
+    fn buffer_moves_are_labelled_only_when_tried_and_where_a_smaller_channel_pays() {
+        // batch-wait: a batched call behind a full channel of 64 batches misses the SLO on
+        // one worker, where DS2 without over-provisioning leaves it; with a smaller channel
+        // the same worker meets it.
+        let workload = Workload::load(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../workloads/batch-wait.toml"
+        ))
+        .unwrap();
+        let w = TrainingWorkload {
+            params: SimParams::nominal(&workload),
+            workload,
+            ds2: Ds2Knobs {
+                warmup_epochs: 0,
+                ..Ds2Knobs::default()
+            },
+            ds2_base: Default::default(),
+        };
+        let stats = super::super::feature_stats(std::slice::from_ref(&w), &[0]).unwrap();
+        let run = |buffers: bool| {
+            let cfg = PpoConfig {
+                lookahead_runs: 2,
+                random_start: 0.0,
+                lookahead_buffers: buffers,
+                ..PpoConfig::default()
+            };
+            lookahead_round(std::slice::from_ref(&w), &stats, &cfg, None, 0).unwrap()
+        };
+        let buffers = |r: &Round| -> Vec<usize> {
+            r.labels
+                .iter()
+                .flat_map(|t| t.actions.iter().map(|a| a.buffer))
+                .collect()
+        };
+        assert!(buffers(&run(false)).iter().all(|&b| b == 1));
+        let tried = run(true);
+        let labels = buffers(&tried);
+        assert!(labels.contains(&0), "a halving is labelled: {labels:?}");
+        assert!(!labels.contains(&2), "doubling a channel never pays here");
+        for t in &tried.labels {
+            for (s, a) in t.actions.iter().enumerate() {
+                assert!(t.buf_masks[s][a.buffer], "a label is always allowed");
+            }
+        }
     }
 
     #[test]

@@ -146,6 +146,15 @@ pub struct PpoConfig {
     /// looks worth its threads, though holding it through the next burst would spare that
     /// lowering and the raise back.
     pub lookahead_keep_hold: bool,
+    /// Also try buffer moves on the lookahead's forks: halving and doubling a stage's input
+    /// buffer, with the stage left where it is and with its best parallelism (the other
+    /// stages following DS2, as for parallelism moves). DS2 never sizes buffers, so where a
+    /// smaller channel bounds the queueing latency that DS2 would buy down with workers (a
+    /// batched call behind a full channel) only a buffer move finds the cheaper configuration.
+    pub lookahead_buffers: bool,
+    /// How much more (summed reward over the rest of a run) a buffer move must earn on its
+    /// fork than the stage's best move that leaves the buffer alone, to become the label.
+    pub lookahead_buffer_margin: f64,
 }
 
 impl Default for PpoConfig {
@@ -182,6 +191,8 @@ impl Default for PpoConfig {
             lookahead_hold: false,
             lookahead_policy_finish: false,
             lookahead_keep_hold: false,
+            lookahead_buffers: false,
+            lookahead_buffer_margin: 0.1,
         }
     }
 }

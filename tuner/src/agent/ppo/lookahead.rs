@@ -6,8 +6,9 @@
 //! that picked those moves everywhere would do at least as well as tuned DS2 on the simulator
 //! (the policy-improvement theorem, with DS2 as the base policy); the network learns the labels
 //! by imitation. With `lookahead_buffers`, halving and doubling a stage's input buffer are tried
-//! the same way (DS2 never moves buffers). Later rounds collect their states under the network itself (so it learns what
-//! to do where its own moves lead, not only where DS2's do) and add them to the earlier ones.
+//! the same way (DS2 never moves buffers). Later rounds collect their states under the network
+//! itself (so it learns what to do where its own moves lead, not only where DS2's do) and add
+//! them to the earlier ones.
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};

@@ -680,3 +680,63 @@ fn online_fine_tuning_runs_on_the_explainer_thread() {
     assert_eq!(net.infer(&rows, &device), expected.infer(&rows, &device));
     assert_ne!(net.infer(&rows, &device), policy.net.infer(&rows, &device));
 }
+
+/// A stage handed to DS2 by the fallback keeps its input buffer, as DS2 would: an untrained
+/// policy is unsure nearly everywhere and proposes buffer moves too.
+#[test]
+fn a_stage_that_falls_back_to_ds2_keeps_its_buffer() {
+    let w = Workload::load(format!(
+        "{}/../workloads/six-stage.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let cx = context(&w);
+    let guard = GuardConfig {
+        cooldown_epochs: 0,
+        decision_budget_us: u64::MAX,
+        ..GuardConfig::default()
+    };
+    assert!(guard.fallback.is_some(), "the default guard falls back");
+    let capacity = |c: &rheo_engine::JobConfig, stage: &str| {
+        rheo_tuner::agent::actions::input_capacity(c, stage)
+    };
+    let (mut fell, mut proposed_buffer_moves) = (0, 0);
+    // A few untrained networks (the device seeds them; another test seeding it at the same
+    // time only changes which), each on its own run.
+    for k in 1..=6u64 {
+        Device::flex().seed(100 + k);
+        let mut agent = rheo_tuner::agent::Agent::new(
+            Policy::untrained(),
+            guard.clone(),
+            Controls::default(),
+            "untrained",
+        );
+        let mut env = SimEnv::new(&w, SimParams::nominal(&w), k);
+        run(&mut env, &mut agent, &cx, None, |snapshot, record| {
+            let detail = &record.decision.detail;
+            let Some(proposal) = detail.get("proposal") else {
+                return;
+            };
+            let proposal: rheo_engine::JobConfig =
+                serde_json::from_value(proposal.clone()).unwrap();
+            for f in detail["fallback"].as_array().into_iter().flatten() {
+                let stage = f["stage"].as_str().unwrap();
+                fell += 1;
+                proposed_buffer_moves +=
+                    usize::from(capacity(&proposal, stage) != capacity(&snapshot.config, stage));
+                assert_eq!(
+                    capacity(&record.decision.config, stage),
+                    capacity(&snapshot.config, stage),
+                    "epoch {}: {stage} fell back to DS2 but its buffer moved",
+                    snapshot.epoch
+                );
+            }
+        })
+        .unwrap();
+    }
+    assert!(fell > 0, "no untrained policy ever fell back");
+    assert!(
+        proposed_buffer_moves > 0,
+        "no stage that fell back had a buffer move proposed"
+    );
+}

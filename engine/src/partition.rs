@@ -27,6 +27,21 @@ pub enum Partition {
     Broadcast,
 }
 
+impl Partition {
+    /// Whether a hand-over ([`Rescale::HandOver`](crate::Rescale)) may change the parallelism
+    /// of a stage that reads an edge partitioned so: on a rebalanced edge nothing ties a queued
+    /// record to a worker, and on a hash edge whose records' keys can be found again
+    /// (`rekeyable`: built by a keyed stream) each goes to its key group's new owner. Forward
+    /// and broadcast edges tie records to workers: such a change drains.
+    pub fn hand_over_may_rescale(self, rekeyable: bool) -> bool {
+        match self {
+            Partition::Rebalance => true,
+            Partition::Hash => rekeyable,
+            Partition::Forward | Partition::Broadcast => false,
+        }
+    }
+}
+
 impl std::fmt::Display for Partition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -84,6 +99,17 @@ pub fn key_group_range(worker: usize, parallelism: usize, groups: u16) -> Range<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hand_over_may_rescale_behind_rebalanced_and_rekeyable_hash_edges_only() {
+        use Partition::*;
+        for rekeyable in [false, true] {
+            assert!(Rebalance.hand_over_may_rescale(rekeyable));
+            assert!(!Forward.hand_over_may_rescale(rekeyable));
+            assert!(!Broadcast.hand_over_may_rescale(rekeyable));
+            assert_eq!(Hash.hand_over_may_rescale(rekeyable), rekeyable);
+        }
+    }
 
     #[test]
     fn ranges_cover_all_groups_once_and_agree_with_lookup() {

@@ -42,7 +42,6 @@ use crate::config::{JobConfig, Rescale};
 use crate::error::ReconfigError;
 use crate::graph::{AnyBox, NewTargets, Preludes, Runner, StateMoves};
 use crate::metrics::ReconfigSummary;
-use crate::partition::Partition;
 use crate::pipeline::merge_config;
 use crate::runtime::Controller;
 use crate::worker::{SourceCommand, WorkerEvent};
@@ -348,10 +347,10 @@ impl Controller {
                 return true;
             }
             matches!(stage.runner, Runner::Operator(_))
-                && stage.inputs.iter().all(|&e| match edges[e].partition {
-                    Partition::Rebalance => true,
-                    Partition::Hash => edges[e].factory.rekeyable(),
-                    Partition::Forward | Partition::Broadcast => false,
+                && stage.inputs.iter().all(|&e| {
+                    edges[e]
+                        .partition
+                        .hand_over_may_rescale(edges[e].factory.rekeyable())
                 })
         })
     }

@@ -343,8 +343,9 @@ impl Model {
         let w = &self.workload;
         let eligible = w.rescale == rheo_engine::Rescale::HandOver
             && w.stages.iter().all(|s| {
+                // The engine's own rule; a spec's hash stage is built as a keyed stream.
                 previous.parallelism(&s.name) == next.parallelism(&s.name)
-                    || matches!(s.partition, Partition::Rebalance | Partition::Hash)
+                    || s.partition.hand_over_may_rescale(true)
             });
         if !eligible {
             return None;

@@ -409,10 +409,11 @@ mod tests {
     use crate::tuners::Ds2Knobs;
     use rheo_engine::MetricsSnapshot;
 
-    fn wait_step() -> TrainingWorkload {
-        let workload = Workload::load(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../workloads/wait-step.toml"
+    /// The shipped workload `name` on the nominal simulator, with DS2 deciding every epoch.
+    fn training_workload(name: &str) -> TrainingWorkload {
+        let workload = Workload::load(format!(
+            "{}/../workloads/{name}.toml",
+            env!("CARGO_MANIFEST_DIR")
         ))
         .unwrap();
         TrainingWorkload {
@@ -424,6 +425,10 @@ mod tests {
             },
             ds2_base: Default::default(),
         }
+    }
+
+    fn wait_step() -> TrainingWorkload {
+        training_workload("wait-step")
     }
 
     /// Walks tuned DS2's run of `w` (simulator seed `seed`), handing `at` each epoch's
@@ -668,20 +673,7 @@ mod tests {
         // batch-wait: a batched call behind a full channel of 64 batches misses the SLO on
         // one worker, where DS2 without over-provisioning leaves it; with a smaller channel
         // the same worker meets it.
-        let workload = Workload::load(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../workloads/batch-wait.toml"
-        ))
-        .unwrap();
-        let w = TrainingWorkload {
-            params: SimParams::nominal(&workload),
-            workload,
-            ds2: Ds2Knobs {
-                warmup_epochs: 0,
-                ..Ds2Knobs::default()
-            },
-            ds2_base: Default::default(),
-        };
+        let w = training_workload("batch-wait");
         let stats = super::super::feature_stats(std::slice::from_ref(&w), &[0]).unwrap();
         let run = |buffers: bool| {
             let cfg = PpoConfig {

@@ -552,6 +552,9 @@ impl Model {
         let emitted = demand.min(can_process + (room_total - state.queued).max(0.0));
         let processed = (state.queued + emitted).min(can_process);
         let queued_end = state.queued + emitted - processed;
+        // The engine reads a channel's fill as its mean over the epoch, so a channel filling
+        // from empty reads about half of what it holds at the end.
+        let queued_mean = mean_queue(state.queued, emitted, can_process, room_total);
         let backlog_end = demand - emitted;
         let rate = processed / e;
         let saturated = backlog_end > 1.0 || queued_end > 0.5 * room_total;
@@ -577,7 +580,7 @@ impl Model {
             hottest.push(hottest_u);
             let hot = hottest_u.min(0.999);
             let occ = if saturated && i <= bottleneck {
-                (queued_end / flush_room.max(1.0)).clamp(0.0, 1.0)
+                (queued_mean / flush_room.max(1.0)).clamp(0.0, 1.0)
             } else if filled[i] {
                 // Keeping up with grown batches: the channel stays full.
                 let per_channel = (input / p).max(1e-9);
@@ -585,7 +588,7 @@ impl Model {
                 1.0
             } else if hot >= 0.98 {
                 // Over capacity: what piles up is the queued events, counted above.
-                (queued_end / flush_room.max(1.0)).clamp(0.0, 1.0)
+                (queued_mean / flush_room.max(1.0)).clamp(0.0, 1.0)
             } else {
                 // A busy worker's queue, in batches: M/D/1 (Pollaczek–Khinchine), half of
                 // M/M/1's — a record's cost is fixed (and as the source paces its events
@@ -657,5 +660,51 @@ impl Model {
             batch: b_eff,
             pause_s: 0.0,
         }
+    }
+}
+
+/// The mean over an epoch of a queue that starts at `start` records, takes `arrivals` and
+/// serves up to `served` (both spread evenly over the epoch), and holds between 0 and `room`.
+fn mean_queue(start: f64, arrivals: f64, served: f64, room: f64) -> f64 {
+    let start = start.clamp(0.0, room.max(0.0));
+    let slope = arrivals - served;
+    if slope > 0.0 {
+        // Fills, and stays full from `t` (a share of the epoch) on.
+        let t = (room - start) / slope;
+        if t >= 1.0 {
+            start + slope / 2.0
+        } else {
+            (start + room) / 2.0 * t + room * (1.0 - t)
+        }
+    } else if slope < 0.0 {
+        // Drains, and stays empty from `t` on.
+        let t = start / -slope;
+        if t >= 1.0 {
+            start + slope / 2.0
+        } else {
+            start / 2.0 * t
+        }
+    } else {
+        start
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mean_queue;
+
+    #[test]
+    fn the_mean_queue_follows_its_fill_and_drain_over_the_epoch() {
+        // Filling from empty without reaching the room: half the end.
+        assert_eq!(mean_queue(0.0, 1000.0, 734.0, 320.0), 133.0);
+        // Full from the middle of the epoch on: a quarter of the room short of full.
+        assert_eq!(mean_queue(0.0, 200.0, 0.0, 100.0), 75.0);
+        // Already full and still overloaded: full.
+        assert_eq!(mean_queue(100.0, 200.0, 0.0, 100.0), 100.0);
+        // Draining to empty at the middle of the epoch: a quarter of the start.
+        assert_eq!(mean_queue(100.0, 0.0, 200.0, 1000.0), 25.0);
+        // Draining part way, and steady.
+        assert_eq!(mean_queue(100.0, 0.0, 50.0, 1000.0), 75.0);
+        assert_eq!(mean_queue(40.0, 10.0, 10.0, 100.0), 40.0);
     }
 }

@@ -113,7 +113,7 @@ pub fn run_distill(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let tree = distill(&fit, &held_out, args.depth, weight, inputs)?;
     println!("{}", tree.rules.join("\n"));
     println!(
-        "\ndepth {} (limit {}), {} leaves, fitted on {} decisions (moves weighing {}); fidelity on {} held-out decisions {:.1}%, on the {} that change their stage {:.1}%",
+        "\ndepth {} (limit {}), {} leaves, fitted on {} decisions (moves weighing {}); fidelity on {} held-out decisions {:.1}%, on the {} that change their stage ({} move its input buffer) {:.1}%",
         tree.depth,
         tree.max_depth,
         tree.leaves,
@@ -122,19 +122,40 @@ pub fn run_distill(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tree.held_out,
         tree.fidelity * 100.0,
         tree.held_out_moves,
+        tree.held_out_buffer_moves,
         tree.fidelity_on_moves * 100.0
     );
-    println!("held-out decisions by the policy's move (rows) and the tree's (columns):");
-    let labels: Vec<String> = (0..tree.confusion.len()).map(effect_label).collect();
     println!(
-        "{:>8} {}",
-        "",
-        labels.iter().map(|l| format!("{l:>7}")).collect::<String>()
+        "held-out decisions by the policy's move (rows) and the tree's (columns), moves either took:"
     );
-    for (label, row) in labels.iter().zip(&tree.confusion) {
+    // Of the fifteen classes (parallelism × buffer moves) a policy takes a few: show those.
+    let shown: Vec<usize> = (0..tree.confusion.len())
+        .filter(|&k| {
+            tree.confusion[k].iter().any(|&n| n > 0) || tree.confusion.iter().any(|r| r[k] > 0)
+        })
+        .collect();
+    let width = shown
+        .iter()
+        .map(|&k| effect_label(k).chars().count())
+        .max()
+        .unwrap_or(4)
+        + 1;
+    println!(
+        "{:>width$} {}",
+        "",
+        shown
+            .iter()
+            .map(|&k| format!("{:>width$}", effect_label(k)))
+            .collect::<String>()
+    );
+    for &k in &shown {
         println!(
-            "{label:>8} {}",
-            row.iter().map(|n| format!("{n:>7}")).collect::<String>()
+            "{:>width$} {}",
+            effect_label(k),
+            shown
+                .iter()
+                .map(|&c| format!("{:>width$}", tree.confusion[k][c]))
+                .collect::<String>()
         );
     }
     if let Some(path) = &args.json {

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::importance::FeatureImportance;
-use super::tree::{DistilledTree, TreeInputs, choose_move_weight, distill, effective_move};
+use super::tree::{DistilledTree, TreeInputs, choose_move_weight, distill, effective_action};
 use super::{ExplainError, Explainer, Explanation, StageDecision, aggregate_importance};
 use crate::agent::Policy;
 use crate::agent::features::FEATURES;
@@ -84,7 +84,7 @@ impl Analysis {
         let projection = points
             .into_iter()
             .zip(&decisions)
-            .map(|((x, y), d)| (x, y, effective_move(d)))
+            .map(|((x, y), d)| (x, y, effective_action(d)))
             .collect();
         Ok(Analysis {
             importance: aggregate_importance(&explanations),

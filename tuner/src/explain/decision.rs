@@ -31,6 +31,9 @@ pub struct StageDecision {
     pub action: StageAction,
     /// The policy's parallelism-move probabilities as logged.
     pub probabilities: [f32; PARALLELISM_ACTIONS],
+    /// The policy's buffer-move probabilities as logged (halve, keep, double; 0 where masked).
+    #[serde(default)]
+    pub buffer_probabilities: [f32; BUFFER_ACTIONS],
     /// Parallelism before the decision.
     pub from: usize,
     /// Parallelism applied.
@@ -56,6 +59,7 @@ impl StageDecision {
             buffer_allowed: [true; BUFFER_ACTIONS],
             action: StageAction::KEEP,
             probabilities: [0.2; PARALLELISM_ACTIONS],
+            buffer_probabilities: [0.0, 1.0, 0.0],
             from: 2,
             to: 2,
             buffer: (8, 8),

@@ -18,7 +18,7 @@ pub struct Series {
 /// Markers on a time plot: (x, y, whether the DS2 fallback decided).
 pub type Marks = Vec<(f64, f64, bool)>;
 
-const PALETTE: [RGBColor; 8] = [
+const PALETTE: [RGBColor; 15] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -27,6 +27,13 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(174, 199, 232),
+    RGBColor(255, 187, 120),
+    RGBColor(152, 223, 138),
+    RGBColor(255, 152, 150),
+    RGBColor(197, 176, 213),
 ];
 
 /// A colour per index.
@@ -225,7 +232,8 @@ fn draw_bars(
         .map_err(|e| e.to_string())
 }
 
-/// A scatter plot of points coloured by class, with a legend of class names.
+/// A scatter plot of points coloured by class, with a legend of the names of the classes that
+/// have points.
 pub fn scatter(
     title: &'static str,
     axes: (&str, &str),
@@ -270,6 +278,10 @@ fn draw_scatter(
         .draw()
         .map_err(|e| e.to_string())?;
     for (c, name) in classes.iter().enumerate() {
+        // A class no point has stays out of the legend (most moves never occur on a run).
+        if !points.iter().any(|p| p.2 == c) {
+            continue;
+        }
         let colour = colour(c);
         chart
             .draw_series(

@@ -7,9 +7,8 @@ use std::path::Path;
 
 use super::plots::{Marks, Series, bars, scatter, time_plot};
 use super::runlog::LoggedEpoch;
-use super::tree::effect_label;
+use super::tree::{TREE_CLASSES, effect_label};
 use super::{Analysis, ExplainError};
-use crate::agent::policy::PARALLELISM_ACTIONS;
 
 /// The sections every report has, in order (their `id`s).
 pub const SECTIONS: [&str; 8] = [
@@ -328,7 +327,7 @@ fn analysis_sections(html: &mut String, a: &Analysis) -> Result<(), ExplainError
         &inline(svg),
     );
 
-    let classes: Vec<String> = (0..PARALLELISM_ACTIONS).map(effect_label).collect();
+    let classes: Vec<String> = (0..TREE_CLASSES).map(effect_label).collect();
     let svg = scatter(
         "observations on their first two principal components, coloured by the policy's move",
         (
@@ -348,7 +347,8 @@ fn analysis_sections(html: &mut String, a: &Analysis) -> Result<(), ExplainError
     let body = match &a.tree {
         Some(t) => format!(
             "<p>Depth {} (limit {}), {} leaves, fitted on {} decisions. Fidelity on {} held-out \
-             decisions: {:.1}% overall, {:.1}% on the {} that change their stage.</p><pre>{}</pre>",
+             decisions: {:.1}% overall, {:.1}% on the {} that change their stage ({} of them move \
+             its input buffer).</p><pre>{}</pre>",
             t.depth,
             t.max_depth,
             t.leaves,
@@ -357,6 +357,7 @@ fn analysis_sections(html: &mut String, a: &Analysis) -> Result<(), ExplainError
             t.fidelity * 100.0,
             t.fidelity_on_moves * 100.0,
             t.held_out_moves,
+            t.held_out_buffer_moves,
             escape(&t.rules.join("\n"))
         ),
         None => "<p>No decisions to distil.</p>".to_owned(),

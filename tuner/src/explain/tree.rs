@@ -2,21 +2,30 @@
 //! and its rules.
 //!
 //! Each (epoch, stage) decision is one sample: its raw feature row, labelled with the policy's
-//! greedy parallelism move ([`greedy_move`]) *as an effect* — `keep` when the move would leave the
-//! stage's parallelism where it is (a `ds2` move when DS2 agrees with the current parallelism
-//! is a keep too), otherwise the move. Fidelity is the share of held-out decisions the tree
-//! labels as the policy does, overall and over the decisions whose label changes the stage.
+//! greedy move *as an effect* on the stage ([`effective_action`]): its parallelism move
+//! ([`effective_move`]: `keep` when the move would leave the parallelism where it is — a `ds2`
+//! move when DS2 agrees with the current parallelism is a keep too) together with its most
+//! probable buffer move (halve, keep or double the input buffer). Fidelity is the share of
+//! held-out decisions the tree labels as the policy does, overall and over the decisions whose
+//! label changes the stage's configuration — its workers, its input buffer, or both.
 
 use linfa::prelude::*;
 use linfa_trees::{DecisionTree, TreeNode};
 use ndarray::{Array1, Array2};
 use serde::Serialize;
 
-use super::decision::move_label;
 use super::{ExplainError, StageDecision};
+use crate::agent::actions::StageAction;
 use crate::agent::actions::greedy_move;
 use crate::agent::features::{FEATURE_NAMES, FEATURES};
-use crate::agent::policy::PARALLELISM_ACTIONS;
+use crate::agent::policy::{BUFFER_ACTIONS, PARALLELISM_ACTIONS};
+
+/// The classes a tree tells apart: every parallelism effect ([`effective_move`]) with every
+/// buffer effect (keep, halve, double), in [`effective_action`] order; class 0 keeps both.
+pub const TREE_CLASSES: usize = PARALLELISM_ACTIONS * BUFFER_ACTIONS;
+
+/// The buffer move (action index: halve, keep, double) of each buffer effect, in class order.
+const BUFFER_MOVE_OF_EFFECT: [usize; BUFFER_ACTIONS] = [1, 0, 2];
 
 /// The policy's move for `d`, as an effect on the stage (0: the parallelism stays).
 pub fn effective_move(d: &StageDecision) -> usize {
@@ -26,6 +35,26 @@ pub fn effective_move(d: &StageDecision) -> usize {
     }
     let target = d.ds2.unwrap_or(d.from) as i64 + k as i64 - 2;
     if target == d.from as i64 { 0 } else { k }
+}
+
+/// The policy's most probable buffer move for `d` as an effect on the stage (0: the buffer
+/// stays, 1: halved, 2: doubled); a decision logged without buffer probabilities keeps it.
+pub fn effective_buffer_move(d: &StageDecision) -> usize {
+    let p = &d.buffer_probabilities;
+    let best = crate::agent::policy::argmax(p);
+    if p[best] <= 0.0 {
+        return 0;
+    }
+    BUFFER_MOVE_OF_EFFECT
+        .iter()
+        .position(|&m| m == best)
+        .unwrap_or(0)
+}
+
+/// The policy's move for `d` as an effect on the stage: one of [`TREE_CLASSES`], 0 when it
+/// leaves both the stage's parallelism and its input buffer where they are.
+pub fn effective_action(d: &StageDecision) -> usize {
+    effective_move(d) + PARALLELISM_ACTIONS * effective_buffer_move(d)
 }
 
 /// A distilled tree and how faithful it is.
@@ -49,13 +78,15 @@ pub struct DistilledTree {
     pub held_out: usize,
     /// Held-out decisions whose label changes the stage.
     pub held_out_moves: usize,
+    /// Of those, the ones whose label moves the stage's input buffer.
+    pub held_out_buffer_moves: usize,
     /// Share of held-out decisions labelled as the policy labels them.
     pub fidelity: f64,
     /// The same over the held-out decisions whose label changes the stage.
     pub fidelity_on_moves: f64,
     /// Held-out decisions by the policy's label (row) and the tree's (column), both
-    /// [`effective_move`]s: where the tree goes wrong, and which moves it takes for which.
-    pub confusion: [[usize; PARALLELISM_ACTIONS]; PARALLELISM_ACTIONS],
+    /// [`effective_action`]s: where the tree goes wrong, and which moves it takes for which.
+    pub confusion: [[usize; TREE_CLASSES]; TREE_CLASSES],
     /// Its rules, one line per node, indented by depth.
     pub rules: Vec<String>,
 }
@@ -146,7 +177,7 @@ pub fn distill(
     if train.is_empty() {
         return Err(ExplainError::Tree("no decisions to fit".into()));
     }
-    let labels: Array1<usize> = train.iter().map(effective_move).collect();
+    let labels: Array1<usize> = train.iter().map(effective_action).collect();
     let weights: Array1<f32> = labels
         .iter()
         .map(|&l| if l == 0 { 1.0 } else { move_weight })
@@ -161,10 +192,11 @@ pub fn distill(
         .fit(&data)
         .map_err(|e| ExplainError::Tree(e.to_string()))?;
     let predicted = tree.predict(&matrix(held_out, inputs));
-    let (mut hits, mut moves, mut move_hits) = (0usize, 0usize, 0usize);
-    let mut confusion = [[0; PARALLELISM_ACTIONS]; PARALLELISM_ACTIONS];
+    let (mut hits, mut moves, mut move_hits, mut buffer_moves) = (0usize, 0usize, 0usize, 0usize);
+    let mut confusion = [[0; TREE_CLASSES]; TREE_CLASSES];
     for (d, p) in held_out.iter().zip(predicted.iter()) {
-        let truth = effective_move(d);
+        let truth = effective_action(d);
+        buffer_moves += usize::from(truth >= PARALLELISM_ACTIONS);
         if let Some(cell) = confusion.get_mut(truth).and_then(|row| row.get_mut(*p)) {
             *cell += 1;
         }
@@ -186,6 +218,7 @@ pub fn distill(
         trained_on: train.len(),
         held_out: held_out.len(),
         held_out_moves: moves,
+        held_out_buffer_moves: buffer_moves,
         fidelity: hits as f64 / held_out.len().max(1) as f64,
         fidelity_on_moves: if moves == 0 {
             1.0
@@ -302,9 +335,18 @@ fn write_rules(node: &TreeNode<f64, usize>, depth: usize, names: &[&str], out: &
     }
 }
 
-/// `keep` or the move's label.
+/// The label of tree class `k` (an [`effective_action`]): `keep`, or the move's label with its
+/// buffer move (`ds2+1, buf÷2`; `keep, buf×2` when only the buffer moves).
 pub fn effect_label(k: usize) -> String {
-    if k == 0 { "keep".into() } else { move_label(k) }
+    if k == 0 {
+        return "keep".into();
+    }
+    let buffer = BUFFER_MOVE_OF_EFFECT[(k / PARALLELISM_ACTIONS) % BUFFER_ACTIONS];
+    StageAction {
+        parallelism: k % PARALLELISM_ACTIONS,
+        buffer,
+    }
+    .label()
 }
 
 #[cfg(test)]
@@ -444,9 +486,7 @@ mod tests {
         );
         // The confusion matrix holds every held-out decision; its diagonal, the hits.
         let total: usize = derived.confusion.iter().flatten().sum();
-        let hits: usize = (0..PARALLELISM_ACTIONS)
-            .map(|k| derived.confusion[k][k])
-            .sum();
+        let hits: usize = (0..TREE_CLASSES).map(|k| derived.confusion[k][k]).sum();
         assert_eq!(total, held_out.len());
         assert_eq!(hits, (derived.fidelity * total as f64).round() as usize);
         // On the policy's row alone, twice as deep, the same rule is out of reach.
@@ -455,8 +495,63 @@ mod tests {
         assert!(row_only.rules.iter().all(|r| !r.contains("headroom")));
         // `predict` is the tree that was measured: it puts each decision in a counted cell.
         for d in held_out.iter().take(50) {
-            assert!(derived.confusion[effective_move(d)][derived.predict(d)] > 0);
+            assert!(derived.confusion[effective_action(d)][derived.predict(d)] > 0);
         }
+    }
+
+    /// Decisions of a policy that keeps its workers and halves the input buffer when feature 4
+    /// (input queue occupancy) is over 0.8, raises (ds2+1) and doubles it when feature 1 (busy)
+    /// is over 0.9 as well, and keeps everything otherwise.
+    fn buffer_decisions(n: usize, seed: u64) -> Vec<StageDecision> {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        (0..n)
+            .map(|i| {
+                let mut row = [0.0; FEATURES];
+                for v in row.iter_mut().take(5) {
+                    *v = rng.random::<f32>();
+                }
+                let (full, busy) = (row[4] > 0.8, row[1] > 0.9);
+                let mut d = raise_or_keep(i, row, full && busy);
+                d.buffer_probabilities = match (full, busy) {
+                    (true, false) => [0.8, 0.15, 0.05],
+                    (true, true) => [0.05, 0.15, 0.8],
+                    _ => [0.1, 0.8, 0.1],
+                };
+                d
+            })
+            .collect()
+    }
+
+    #[test]
+    fn buffer_moves_are_classes_of_their_own_and_count_as_moves() {
+        let (fit, held_out) = (buffer_decisions(4000, 7), buffer_decisions(2000, 8));
+        let halve = PARALLELISM_ACTIONS;
+        let raise_double = 3 + 2 * PARALLELISM_ACTIONS;
+        assert_eq!(effect_label(0), "keep");
+        assert_eq!(effect_label(halve), "keep, buf÷2");
+        assert_eq!(effect_label(raise_double), "ds2+1, buf×2");
+        assert_eq!(effect_label(3), "ds2+1");
+        let classes: Vec<usize> = held_out.iter().map(effective_action).collect();
+        assert!(classes.contains(&halve) && classes.contains(&raise_double));
+        let tree = distill(&fit, &held_out, 2, 2.0, TreeInputs::default()).unwrap();
+        let buffer_moves = classes
+            .iter()
+            .filter(|&&c| c >= PARALLELISM_ACTIONS)
+            .count();
+        assert_eq!(tree.held_out_buffer_moves, buffer_moves);
+        // Every move of this policy moves a buffer, so the moves are the buffer moves.
+        assert_eq!(tree.held_out_moves, buffer_moves);
+        assert!(
+            tree.fidelity > 0.99 && tree.fidelity_on_moves > 0.98,
+            "{tree:?}"
+        );
+        assert!(tree.rules.iter().any(|r| r.contains("keep, buf÷2")));
+        assert!(tree.rules.iter().any(|r| r.contains("ds2+1, buf×2")));
+        assert!(tree.confusion[halve][halve] > 0);
+        // A decision logged before buffer probabilities were recorded keeps its buffer.
+        let mut old = held_out[0].clone();
+        old.buffer_probabilities = [0.0; BUFFER_ACTIONS];
+        assert_eq!(effective_buffer_move(&old), 0);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use rheo::tuner::agent::curve::{
     read_experience, write_csv, write_experience, write_selection_csv, write_svg,
 };
 use rheo::tuner::agent::ppo::{PpoConfig, TrainingWorkload, fine_tune, train};
-use rheo::tuner::scoreboard::{Backend, sim_params, tune_ds2};
+use rheo::tuner::scoreboard::{Backend, EVALUATION_SEEDS, sim_params, tune_ds2};
 use rheo::tuner::spec::Workload;
 use rheo::tuner::tuners::Ds2Base;
 
@@ -125,6 +125,10 @@ pub struct Args {
     /// Summed reward over the rest of a run a buffer move must gain to be the label.
     #[arg(long, default_value_t = PpoConfig::default().lookahead_buffer_margin)]
     lookahead_buffer_margin: f64,
+    /// Seeds each candidate policy runs every training workload on for model selection (0, 1,
+    /// 2, …, never an evaluation seed; the default is the scoreboard's three training seeds).
+    #[arg(long, default_value_t = PpoConfig::default().selection_seeds)]
+    selection_seeds: usize,
     /// Also write every transition as a bincode experience log.
     #[arg(long)]
     experience: Option<PathBuf>,
@@ -142,6 +146,15 @@ fn beside(path: &Path, suffix: &str) -> PathBuf {
 
 /// Trains and writes the checkpoint, the curve (CSV and SVG) and optionally the experience.
 pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let first_evaluation_seed = EVALUATION_SEEDS[0] as usize;
+    if !(1..=first_evaluation_seed).contains(&args.selection_seeds) {
+        return Err(format!(
+            "--selection-seeds {}: between 1 and {first_evaluation_seed} (seeds from \
+             {first_evaluation_seed} are evaluation seeds)",
+            args.selection_seeds
+        )
+        .into());
+    }
     if let (Some(log), Some(from)) = (&args.replay, &args.from) {
         return replay(log, from, &args.out);
     }
@@ -190,6 +203,7 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         lookahead_keep_hold: args.lookahead_keep_hold,
         lookahead_buffers: args.lookahead_buffers,
         lookahead_buffer_margin: args.lookahead_buffer_margin,
+        selection_seeds: args.selection_seeds,
         rate_shift: args.rate_shift,
         profile_swap: args.profile_swap,
         source_stall: args.source_stall,

@@ -155,6 +155,10 @@ pub struct PpoConfig {
     /// How much more (summed reward over the rest of a run) a buffer move must earn on its
     /// fork than the stage's best move that leaves the buffer alone, to become the label.
     pub lookahead_buffer_margin: f64,
+    /// Seeds each candidate policy runs every training workload on for model selection (0, 1,
+    /// 2, …; the first three are the scoreboard's training seeds). More seeds make the choice
+    /// among candidates less a matter of which runs they drew.
+    pub selection_seeds: usize,
 }
 
 impl Default for PpoConfig {
@@ -193,6 +197,7 @@ impl Default for PpoConfig {
             lookahead_keep_hold: false,
             lookahead_buffers: false,
             lookahead_buffer_margin: 0.1,
+            selection_seeds: crate::scoreboard::TRAINING_SEEDS.len(),
         }
     }
 }
@@ -386,7 +391,8 @@ pub fn train(
     let mut rng = SmallRng::seed_from_u64(cfg.seed);
     // Model selection on the training seeds (never the evaluation seeds): the greedy policy's
     // objective per workload, with a penalty for falling below tuned DS2 on any of them.
-    let baseline = selection::baseline(workloads)?;
+    let selection_seeds = selection::selection_seeds(cfg.selection_seeds);
+    let baseline = selection::baseline(workloads, &selection_seeds)?;
     let mut candidates = Vec::new();
     let mut curve = Vec::new();
     let mut experience = Vec::new();
@@ -428,7 +434,14 @@ pub fn train(
             progress(&point);
             curve.push(point);
             let net = model.valid();
-            let scored = selection::candidate(round + 1, &net, &stats, workloads, &baseline)?;
+            let scored = selection::candidate(
+                round + 1,
+                &net,
+                &stats,
+                workloads,
+                &baseline,
+                &selection_seeds,
+            )?;
             if best.as_ref().is_none_or(|(s, _, _)| scored.score > *s) {
                 best = Some((scored.score, net, round + 1));
             }
@@ -453,7 +466,14 @@ pub fn train(
     let mut best = match best {
         Some(best) => best,
         None => {
-            let first = selection::candidate(0, &model.valid(), &stats, workloads, &baseline)?;
+            let first = selection::candidate(
+                0,
+                &model.valid(),
+                &stats,
+                workloads,
+                &baseline,
+                &selection_seeds,
+            )?;
             let best = (first.score, model.valid(), 0);
             candidates.push(first);
             best
@@ -565,7 +585,8 @@ pub fn train(
         if cfg.select_every > 0 && (iteration + 1) % cfg.select_every == 0 {
             let net = model.valid();
             let done = cfg.lookahead_rounds + iteration + 1;
-            let scored = selection::candidate(done, &net, &stats, workloads, &baseline)?;
+            let scored =
+                selection::candidate(done, &net, &stats, workloads, &baseline, &selection_seeds)?;
             if scored.score > best.0 {
                 best = (scored.score, net, done);
             }

@@ -1,6 +1,7 @@
 //! Model selection on the training seeds: every so often during PPO the greedy policy runs
-//! each training workload on the scoreboard's training seeds (never the evaluation seeds) and
-//! is scored against tuned DS2 on the same runs; the best-scoring policy is kept.
+//! each training workload on selection seeds (the scoreboard's training seeds and, when asked
+//! for more, the seeds after them; never an evaluation seed) and is scored against tuned DS2 on
+//! the same runs; the best-scoring policy is kept.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,8 +15,12 @@ use crate::tuners::Ds2;
 
 use super::TrainingWorkload;
 
-/// Seeds the greedy policy is scored on for model selection (the scoreboard's training seeds).
-const SELECTION_SEEDS: [u64; 3] = crate::scoreboard::TRAINING_SEEDS;
+/// The `n` seeds the greedy policy is scored on for model selection: 0, 1, 2, … (the first three
+/// are the scoreboard's training seeds; any `n` up to the first evaluation seed stays clear of
+/// them).
+pub(super) fn selection_seeds(n: usize) -> Vec<u64> {
+    (0..n as u64).collect()
+}
 
 /// Weight of the mean shortfall against tuned DS2 in the selection score.
 const SHORTFALL_WEIGHT: f64 = 10.0;
@@ -40,12 +45,16 @@ pub struct Candidate {
     pub score: f64,
 }
 
-/// Tuned DS2 on each training workload over the selection seeds: the bar candidates are held to.
-pub(super) fn baseline(workloads: &[TrainingWorkload]) -> Result<Vec<SelectionRow>, EnvError> {
+/// Tuned DS2 on each training workload over the selection `seeds`: the bar candidates are held
+/// to.
+pub(super) fn baseline(
+    workloads: &[TrainingWorkload],
+    seeds: &[u64],
+) -> Result<Vec<SelectionRow>, EnvError> {
     workloads
         .iter()
         .map(|w| {
-            over_seeds(|seed| {
+            over_seeds(seeds, |seed| {
                 let mut env = SimEnv::new(&w.workload, w.params.clone(), seed);
                 let mut ds2 = Ds2::new(w.ds2);
                 run(&mut env, &mut ds2, &w.context(), None, |_, _| {})
@@ -63,12 +72,13 @@ pub(super) fn candidate(
     stats: &FeatureStats,
     workloads: &[TrainingWorkload],
     baseline: &[SelectionRow],
+    seeds: &[u64],
 ) -> Result<Candidate, EnvError> {
     let policy = Policy::new(net.clone(), stats.clone());
     let rows = workloads
         .iter()
         .map(|w| {
-            over_seeds(|seed| {
+            over_seeds(seeds, |seed| {
                 // Selection scores the policy's own moves, so a checkpoint is chosen for what
                 // it does and training reproduces across changes to the fallback's thresholds
                 // and on a busy machine.
@@ -98,20 +108,35 @@ pub(super) fn candidate(
     })
 }
 
-/// `one` run per selection seed, averaged.
+/// `one` run per seed of `seeds`, averaged.
 fn over_seeds(
+    seeds: &[u64],
     mut one: impl FnMut(u64) -> Result<RunResult, EnvError>,
 ) -> Result<SelectionRow, EnvError> {
     let mut objective = 0.0;
     let mut reconfigurations = 0.0;
-    for &seed in &SELECTION_SEEDS {
+    for &seed in seeds {
         let result = one(seed)?;
         objective += result.objective;
         reconfigurations += result.reconfigurations() as f64;
     }
-    let n = SELECTION_SEEDS.len() as f64;
+    let n = seeds.len().max(1) as f64;
     Ok(SelectionRow {
         objective: objective / n,
         reconfigurations: reconfigurations / n,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scoreboard::{EVALUATION_SEEDS, TRAINING_SEEDS};
+
+    #[test]
+    fn selection_seeds_start_with_the_training_seeds_and_stop_short_of_evaluation() {
+        assert_eq!(selection_seeds(TRAINING_SEEDS.len()), TRAINING_SEEDS);
+        let most = selection_seeds(EVALUATION_SEEDS[0] as usize);
+        assert_eq!(most.len(), 1000);
+        assert!(most.iter().all(|s| !EVALUATION_SEEDS.contains(s)));
+    }
 }

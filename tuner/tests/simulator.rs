@@ -320,7 +320,9 @@ fn an_overloaded_channel_reads_full_once_its_flush_sized_batches_fill_it() {
     // before blocking (64 × (1 + 4 000/s × 2 ms) = 576). The engine counts the fill in
     // batches: wait-constant's overloaded channel read 0.73 (mean of the epoch's samples) in
     // its first epoch and 1.0 from the second on, where the model used to report 0.25, 0.50,
-    // 0.74 — so a policy trained on it met a fill on the engine it had never seen.
+    // 0.74 — so a policy trained on it met a fill on the engine it had never seen. Like the
+    // engine's, the model's occupancy is the epoch's mean: the first epoch fills the channel
+    // from empty part way through, so it reads between half and full.
     let w = chain(r#"{ profile = "constant", value = 4000 }"#);
     let params = exact(&w);
     let flushed = params.flush_batch(4000.0, 64.0);
@@ -333,7 +335,10 @@ fn an_overloaded_channel_reads_full_once_its_flush_sized_batches_fill_it() {
         "queued {} (flush-sized batches of {flushed})",
         first.queued
     );
-    assert_eq!(first.occupancy[0], 1.0, "{first:?}");
+    assert!(
+        first.occupancy[0] > 0.5 && first.occupancy[0] < 1.0,
+        "{first:?}"
+    );
     let second = model.epoch(&config, 2000.0, first.carry(), &[1.0, 1.0]);
     assert_eq!(second.occupancy[0], 1.0, "{second:?}");
     // The well-sized `b` downstream stays nearly empty.

@@ -28,8 +28,9 @@ pub struct Args {
     #[arg(long)]
     move_weight: Option<f32>,
     /// Fit on the simulator's seeds 0..N (never an evaluation seed). More seeds make a more
-    /// faithful tree (the fit grows linearly: about 0.1 s per seed for the shipped workloads).
-    #[arg(long, default_value_t = 100)]
+    /// faithful tree (the fit grows linearly: about 0.25 s per seed for the shipped workloads
+    /// on a 2-core machine).
+    #[arg(long, default_value_t = 400)]
     fit_seeds: u64,
     /// Split on the policy's feature row alone, without the quantities in workers derived from
     /// it (to see what they add).

@@ -30,12 +30,17 @@ fn header() -> CheckpointHeader {
     CheckpointHeader::new(stats, 3, "test".into(), 0.0)
 }
 
-fn workload() -> Workload {
-    Workload::load(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../workloads/wait-step.toml"
+/// The shipped workload `name` (`workloads/NAME.toml`).
+fn shipped_workload(name: &str) -> Workload {
+    Workload::load(format!(
+        "{}/../workloads/{name}.toml",
+        env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap()
+}
+
+fn workload() -> Workload {
+    shipped_workload("wait-step")
 }
 
 /// `w` as the only training workload, DS2 at its default knobs.
@@ -348,11 +353,7 @@ fn guardrails_hold_under_a_random_policy() {
         ("mixed-burst", 3),
         ("selective", 4),
     ] {
-        let w = Workload::load(format!(
-            "{}/../workloads/{file}.toml",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
+        let w = shipped_workload(file);
         let cx = context(&w);
         let stages = w.stage_names();
         let mut guard = GuardConfig {
@@ -685,11 +686,7 @@ fn online_fine_tuning_runs_on_the_explainer_thread() {
 /// policy is unsure nearly everywhere and proposes buffer moves too.
 #[test]
 fn a_stage_that_falls_back_to_ds2_keeps_its_buffer() {
-    let w = Workload::load(format!(
-        "{}/../workloads/six-stage.toml",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
+    let w = shipped_workload("six-stage");
     let cx = context(&w);
     let guard = GuardConfig {
         cooldown_epochs: 0,

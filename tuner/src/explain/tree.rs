@@ -367,16 +367,22 @@ mod tests {
         d
     }
 
+    /// A feature row whose first `features` features are uniform in [0, 1), the rest 0.
+    fn random_row(rng: &mut SmallRng, features: usize) -> [f32; FEATURES] {
+        let mut row = [0.0; FEATURES];
+        for v in row.iter_mut().take(features) {
+            *v = rng.random::<f32>();
+        }
+        row
+    }
+
     /// Decisions of a policy that raises (ds2+1) only when features 0 and 1 are both high — one
     /// decision in fifty — and keeps otherwise; feature 2 is noise.
     fn decisions(n: usize, seed: u64) -> Vec<StageDecision> {
         let mut rng = SmallRng::seed_from_u64(seed);
         (0..n)
             .map(|i| {
-                let mut row = [0.0; FEATURES];
-                for v in row.iter_mut().take(3) {
-                    *v = rng.random::<f32>();
-                }
+                let row = random_row(&mut rng, 3);
                 raise_or_keep(i, row, row[0] > 0.95 && row[1] > 0.6)
             })
             .collect()
@@ -506,10 +512,7 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(seed);
         (0..n)
             .map(|i| {
-                let mut row = [0.0; FEATURES];
-                for v in row.iter_mut().take(5) {
-                    *v = rng.random::<f32>();
-                }
+                let row = random_row(&mut rng, 5);
                 let (full, busy) = (row[4] > 0.8, row[1] > 0.9);
                 let mut d = raise_or_keep(i, row, full && busy);
                 d.buffer_probabilities = match (full, busy) {

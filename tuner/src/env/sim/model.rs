@@ -579,8 +579,11 @@ impl Model {
             let hottest_u = self.hottest_busy(i, p as usize, input, mu[i]);
             hottest.push(hottest_u);
             let hot = hottest_u.min(0.999);
+            // What piles up behind a stage that cannot keep up: the queued events, in the
+            // flush-sized batches the engine counts.
+            let piled_up = (queued_mean / flush_room.max(1.0)).clamp(0.0, 1.0);
             let occ = if saturated && i <= bottleneck {
-                (queued_mean / flush_room.max(1.0)).clamp(0.0, 1.0)
+                piled_up
             } else if filled[i] {
                 // Keeping up with grown batches: the channel stays full.
                 let per_channel = (input / p).max(1e-9);
@@ -588,7 +591,7 @@ impl Model {
                 1.0
             } else if hot >= 0.98 {
                 // Over capacity: what piles up is the queued events, counted above.
-                (queued_mean / flush_room.max(1.0)).clamp(0.0, 1.0)
+                piled_up
             } else {
                 // A busy worker's queue, in batches: M/D/1 (Pollaczek–Khinchine), half of
                 // M/M/1's — a record's cost is fixed (and as the source paces its events

@@ -187,3 +187,59 @@ fn the_busiest_worker_shows_a_hot_key_that_the_mean_hides() {
         assert!(slow.max_worker_busy_fraction <= 1.0);
     });
 }
+
+#[test]
+fn an_epoch_that_ends_during_a_pause_is_cut_before_the_sources_resume() {
+    within(Duration::from_secs(60), || {
+        // 2 000 records/s into a stage that takes 1 ms per record: its 8 × 20 queued records
+        // take at least 160 ms to drain, longer than the 100 ms epoch.
+        let builder = PipelineBuilder::new().edge_defaults(8, 20);
+        let events = RateSource::new(
+            RateProfile::Constant { value: 2_000.0 },
+            |seq: u64, _: Duration| seq,
+        );
+        builder
+            .source("events", events)
+            .unary("slow", |_| Slow {
+                per_record: Duration::from_millis(1),
+            })
+            .sink_fn("out", |_: u64| {});
+        let job = builder
+            .build()
+            .unwrap()
+            .start(JobOptions::default().epoch(Duration::from_millis(100)))
+            .unwrap();
+        let mut snapshots = job.snapshots();
+        let before = snapshots.by_ref().nth(2).unwrap();
+        assert!(before.stage("slow").unwrap().input_occupancy > 0.5);
+        let mut config = job.config();
+        config.set_parallelism("slow", 4);
+        let report = job.reconfigure(config).unwrap();
+        assert!(report.drain >= Duration::from_millis(100), "{report:?}");
+        let mut after = snapshots.skip_while(|s| {
+            s.last_reconfiguration
+                .is_none_or(|r| r.generation != report.generation)
+        });
+        let cut = after.next().unwrap();
+        let next = after.next().unwrap();
+        job.abort();
+        job.join().unwrap();
+
+        // The epoch the pause overran ends at the resume: it spans the whole pause, and the
+        // paused source emitted at most the few batches that fitted before its barrier; what
+        // it emits on resume, working off the backlog of the pause, is the next epoch's.
+        let pause_ms = cut.last_reconfiguration.unwrap().pause_ms;
+        assert!(
+            cut.epoch_s * 1e3 >= pause_ms,
+            "{} vs {pause_ms}",
+            cut.epoch_s
+        );
+        assert!(cut.sources[0].emitted <= 60, "{:?}", cut.sources[0]);
+        assert!(cut.sources[0].backlog >= 200, "{:?}", cut.sources[0]);
+        assert!(
+            next.sources[0].emitted > next.sources[0].offered,
+            "{:?}",
+            next.sources[0]
+        );
+    });
+}

@@ -49,6 +49,8 @@ pub(crate) struct Controller {
     pub(super) dropped: u64,
     pub(super) detached: usize,
     pub(super) epochs: u64,
+    /// When the current epoch ends and its snapshot is due.
+    pub(crate) next_epoch: Instant,
     pub(super) jsonl: Option<JsonLinesWriter>,
     pub(super) shared: Arc<Shared>,
 }
@@ -122,6 +124,7 @@ pub(crate) fn start(
         dropped: 0,
         detached: 0,
         epochs: 0,
+        next_epoch: Instant::now(),
         jsonl,
         shared: shared.clone(),
     };
@@ -166,7 +169,7 @@ impl Controller {
         let started = Instant::now();
         let epoch = self.options.epoch.max(Duration::from_millis(1));
         let sample = self.options.sample_interval.max(Duration::from_millis(1));
-        let mut next_epoch = started + epoch;
+        self.next_epoch = started + epoch;
         let mut next_sample = started + sample;
         let mut commands = commands;
         let events = self.events.clone();
@@ -176,15 +179,9 @@ impl Controller {
                 self.collector.sample();
                 next_sample = now + sample;
             }
-            if now >= next_epoch {
-                self.publish_snapshot();
-                next_epoch += epoch;
-                if next_epoch < now {
-                    next_epoch = now + epoch;
-                }
-            }
+            self.publish_snapshot_if_due(now);
             let timeout = next_sample
-                .min(next_epoch)
+                .min(self.next_epoch)
                 .saturating_duration_since(Instant::now());
             crossbeam_channel::select! {
                 recv(commands) -> cmd => match cmd {
@@ -319,6 +316,20 @@ impl Controller {
     fn stop_all(&mut self) {
         self.abort();
         self.tell_sources(|_, _| SourceCommand::Finish);
+    }
+
+    /// Publishes the current epoch's snapshot if its end (`next_epoch`) has passed by `now`,
+    /// and schedules the next one.
+    pub(crate) fn publish_snapshot_if_due(&mut self, now: Instant) {
+        if now < self.next_epoch {
+            return;
+        }
+        self.publish_snapshot();
+        let epoch = self.options.epoch.max(Duration::from_millis(1));
+        self.next_epoch += epoch;
+        if self.next_epoch < now {
+            self.next_epoch = now + epoch;
+        }
     }
 
     fn publish_snapshot(&mut self) {

@@ -117,6 +117,11 @@ pub struct Args {
     /// by one epoch.
     #[arg(long)]
     lookahead_keep_hold: bool,
+    /// With `--lookahead-keep-lowers-only` and `--lookahead-keep-hold`: a lowering must beat
+    /// holding the stage by the keep margin, but only has to beat keeping it one epoch (which
+    /// usually makes the same lowering an epoch later) on value.
+    #[arg(long, requires_all = ["lookahead_keep_lowers_only", "lookahead_keep_hold"])]
+    lookahead_keep_margin_held_only: bool,
     /// Also try halving and doubling each stage's input buffer on the lookahead's forks (DS2
     /// never sizes buffers); a buffer move is the label when it beats the stage's best move
     /// that leaves the buffer alone by `--lookahead-buffer-margin`.
@@ -201,6 +206,7 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         lookahead_hold: args.lookahead_hold,
         lookahead_policy_finish: args.lookahead_policy_finish,
         lookahead_keep_hold: args.lookahead_keep_hold,
+        lookahead_keep_margin_held_only: args.lookahead_keep_margin_held_only,
         lookahead_buffers: args.lookahead_buffers,
         lookahead_buffer_margin: args.lookahead_buffer_margin,
         selection_seeds: args.selection_seeds,

@@ -134,12 +134,23 @@ fn labelled_run(
             let now = obs.parallelism[i];
             let base_p = ds2.parallelism(stage).unwrap_or(now);
             let suggested = obs.ds2.parallelism(stage).unwrap_or(now);
+            // Leaving the stage where it is may also be held until the load calls for a
+            // change, rather than made up for by the finisher next epoch.
+            let held = if cfg.lookahead_keep_hold {
+                let mut config = ds2.clone();
+                config.set_parallelism(stage, now);
+                Some(forks.value_held(&config)?)
+            } else {
+                None
+            };
             // Each distinct parallelism's value on its fork; DS2's own gets the margin, so it
             // stays the label unless another beats it by that much.
             // Leaving the stage where it is gets the keep margin on top.
-            let favour = |p: usize| keep_favour(cfg, p, now);
-            let mut values: Vec<(usize, f64)> =
-                vec![(base_p, q_base + cfg.lookahead_margin + favour(base_p))];
+            let favour = |p: usize, value: f64| keep_favour(cfg, p, now, value, held);
+            let mut values: Vec<(usize, f64)> = vec![(
+                base_p,
+                q_base + cfg.lookahead_margin + favour(base_p, q_base),
+            )];
             let outcomes = outcomes(&obs, i);
             for (&p, &allowed) in outcomes.iter().zip(&pm) {
                 if !allowed || values.iter().any(|&(v, _)| v == p) {
@@ -147,16 +158,14 @@ fn labelled_run(
                 }
                 let mut config = ds2.clone();
                 config.set_parallelism(stage, p);
-                values.push((p, forks.value(&config)? + favour(p)));
+                let q = forks.value(&config)?;
+                values.push((p, q + favour(p, q)));
             }
-            // Leaving the stage may also be held until the load calls for a change, rather
-            // than made up for by the finisher next epoch; DS2's margin stays DS2's.
-            if cfg.lookahead_keep_hold
+            // DS2's margin stays DS2's.
+            if let Some(held) = held
                 && let Some(kept) = values.iter_mut().find(|v| v.0 == now)
             {
-                let mut config = ds2.clone();
-                config.set_parallelism(stage, now);
-                let held = forks.value_held(&config)? + favour(now);
+                let held = held + favour(now, held);
                 let margin = if now == base_p {
                     cfg.lookahead_margin
                 } else {
@@ -186,9 +195,11 @@ fn labelled_run(
                         let mut config = ds2.clone();
                         config.set_parallelism(stage, p);
                         move_input_buffer(&mut config, stage, b);
-                        let mut q = forks.value(&config)? + favour(p);
+                        let fork = forks.value(&config)?;
+                        let mut q = fork + favour(p, fork);
                         if cfg.lookahead_keep_hold && p == now {
-                            q = q.max(forks.value_held(&config)? + favour(now));
+                            let held = forks.value_held(&config)?;
+                            q = q.max(held + favour(now, held));
                         }
                         let q = q - cfg.lookahead_buffer_margin;
                         if let Some(v) = values.iter_mut().find(|v| v.0 == p) {
@@ -231,15 +242,25 @@ fn labelled_run(
     Ok((run, objective))
 }
 
-/// What moving a stage from `now` to parallelism `p` is credited on top of its fork's value:
-/// the keep margin for leaving it where it is or, with `lookahead_keep_lowers_only`, the keep
-/// margin taken from a move that lowers it (raises then compete with leaving it on value
-/// alone).
-fn keep_favour(cfg: &PpoConfig, p: usize, now: usize) -> f64 {
+/// What moving a stage from `now` to parallelism `p`, valued `value` on its fork, is credited
+/// on top of that value: the keep margin for leaving it where it is or, with
+/// `lookahead_keep_lowers_only`, the keep margin taken from a move that lowers it (raises then
+/// compete with leaving it on value alone). With `lookahead_keep_margin_held_only`, a lowering
+/// that beats `held` (the value of holding the stage where it is) by the margin keeps its
+/// value: only putting it off rivals it then, and on value alone.
+fn keep_favour(cfg: &PpoConfig, p: usize, now: usize, value: f64, held: Option<f64>) -> f64 {
     use std::cmp::Ordering;
     match (cfg.lookahead_keep_lowers_only, p.cmp(&now)) {
         (false, Ordering::Equal) => cfg.lookahead_keep_margin,
-        (true, Ordering::Less) => -cfg.lookahead_keep_margin,
+        (true, Ordering::Less) => match held {
+            Some(held)
+                if cfg.lookahead_keep_margin_held_only
+                    && value >= held + cfg.lookahead_keep_margin =>
+            {
+                0.0
+            }
+            _ => -cfg.lookahead_keep_margin,
+        },
         _ => 0.0,
     }
 }
@@ -745,15 +766,60 @@ mod tests {
         // Symmetric: staying at 3 is credited the margin over going to 2 or to 4.
         let both = margin(false);
         assert_eq!(
-            [2, 3, 4].map(|p| keep_favour(&both, p, 3)),
+            [2, 3, 4].map(|p| keep_favour(&both, p, 3, 0.0, None)),
             [0.0, 0.03, 0.0]
         );
         // Lowerings only: a raise to 4 stands level with staying, going down to 2 must beat
         // staying by the margin.
         let lowers = margin(true);
         assert_eq!(
-            [2, 3, 4].map(|p| keep_favour(&lowers, p, 3)),
+            [2, 3, 4].map(|p| keep_favour(&lowers, p, 3, 0.0, None)),
             [-0.03, 0.0, 0.0]
+        );
+        // Against the held keep only: a lowering that beats holding (valued 1.0) by the margin
+        // keeps its value; one that does not must still beat staying by the margin.
+        let held_only = PpoConfig {
+            lookahead_keep_margin_held_only: true,
+            ..lowers
+        };
+        assert_eq!(keep_favour(&held_only, 2, 3, 1.05, Some(1.0)), 0.0);
+        assert_eq!(keep_favour(&held_only, 2, 3, 1.01, Some(1.0)), -0.03);
+        assert_eq!(keep_favour(&held_only, 2, 3, 1.05, None), -0.03);
+        assert_eq!(keep_favour(&held_only, 4, 3, 1.05, Some(1.0)), 0.0);
+    }
+
+    #[test]
+    fn a_lowering_only_put_off_by_a_keep_is_labelled_with_the_margin_held_only_against_holding() {
+        // Selective's writer: DS2 lowers it as the sine falls. Kept one epoch, DS2 lowers it
+        // the next, so against that keep the lowering earns one thread-epoch, short of a keep
+        // margin of 0.1: labelled to wait. Holding it through the trough costs far more.
+        let w = training_workload("selective");
+        let stats = super::super::feature_stats(std::slice::from_ref(&w), &[0]).unwrap();
+        let keeps = |held_only: bool| {
+            let cfg = PpoConfig {
+                lookahead_runs: 1,
+                random_start: 0.0,
+                randomise: 0.0,
+                lookahead_keep_margin: 0.1,
+                lookahead_keep_lowers_only: true,
+                lookahead_keep_hold: true,
+                lookahead_keep_margin_held_only: held_only,
+                ..PpoConfig::default()
+            };
+            let round = lookahead_round(std::slice::from_ref(&w), &stats, &cfg, None, 0).unwrap();
+            let write = round.labels[0].stages.len().checked_sub(1).unwrap();
+            round
+                .labels
+                .iter()
+                .map(|t| t.actions[write].parallelism == 0)
+                .collect::<Vec<_>>()
+        };
+        let (margin, held_only) = (keeps(false), keeps(true));
+        let waited = margin.iter().filter(|&&k| k).count();
+        assert!(waited > 0, "the margin holds a lowering back: {margin:?}");
+        assert!(
+            held_only.iter().filter(|&&k| k).count() < waited,
+            "{held_only:?} vs {margin:?}"
         );
     }
 

@@ -146,6 +146,13 @@ pub struct PpoConfig {
     /// looks worth its threads, though holding it through the next burst would spare that
     /// lowering and the raise back.
     pub lookahead_keep_hold: bool,
+    /// With `lookahead_keep_lowers_only` and `lookahead_keep_hold`: the keep margin holds a
+    /// lowering back only against holding the stage where it is (the held finish), not
+    /// against keeping it one epoch and letting the finisher decide. That finish usually makes
+    /// the same lowering an epoch later, so with the margin against it every lowering was
+    /// labelled to wait one epoch (a thread-epoch lost at each trough); a lowering now
+    /// competes with putting it off on value alone, and must still beat holding by the margin.
+    pub lookahead_keep_margin_held_only: bool,
     /// Also try buffer moves on the lookahead's forks: halving and doubling a stage's input
     /// buffer, with the stage left where it is and with its best parallelism (the other
     /// stages following DS2, as for parallelism moves). DS2 never sizes buffers, so where a
@@ -195,6 +202,7 @@ impl Default for PpoConfig {
             lookahead_hold: false,
             lookahead_policy_finish: false,
             lookahead_keep_hold: false,
+            lookahead_keep_margin_held_only: false,
             lookahead_buffers: false,
             lookahead_buffer_margin: 0.1,
             selection_seeds: crate::scoreboard::TRAINING_SEEDS.len(),

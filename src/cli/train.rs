@@ -122,6 +122,10 @@ pub struct Args {
     /// usually makes the same lowering an epoch later) on value.
     #[arg(long, requires_all = ["lookahead_keep_lowers_only", "lookahead_keep_hold"])]
     lookahead_keep_margin_held_only: bool,
+    /// Value a lowering that the live loop's utilisation limit would hold back by what the
+    /// limit makes of it (training itself runs without the limit).
+    #[arg(long)]
+    lookahead_guarded_lowerings: bool,
     /// Also try halving and doubling each stage's input buffer on the lookahead's forks (DS2
     /// never sizes buffers); a buffer move is the label when it beats the stage's best move
     /// that leaves the buffer alone by `--lookahead-buffer-margin`.
@@ -207,6 +211,7 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         lookahead_policy_finish: args.lookahead_policy_finish,
         lookahead_keep_hold: args.lookahead_keep_hold,
         lookahead_keep_margin_held_only: args.lookahead_keep_margin_held_only,
+        lookahead_guarded_lowerings: args.lookahead_guarded_lowerings,
         lookahead_buffers: args.lookahead_buffers,
         lookahead_buffer_margin: args.lookahead_buffer_margin,
         selection_seeds: args.selection_seeds,

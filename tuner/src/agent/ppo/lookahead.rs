@@ -18,7 +18,7 @@ use rheo_engine::{JobConfig, MetricsSnapshot};
 use crate::action::clamp;
 use crate::agent::actions::{StageAction, masks, move_input_buffer, outcomes};
 use crate::agent::features::{FeatureStats, History, observe};
-use crate::agent::guard::{Controls, GuardConfig};
+use crate::agent::guard::{Controls, GuardConfig, lowering_within_utilisation};
 use crate::agent::{Agent, Policy};
 use crate::env::{EnvError, Environment, SimEnv};
 use crate::objective::EpochScore;
@@ -105,6 +105,7 @@ fn labelled_run(
             "lookahead",
         )
     });
+    let limit = GuardConfig::default().max_utilisation_after_lowering;
     let mut history = History::default();
     let mut previous: Option<JobConfig> = None;
     let mut run: Vec<Transition> = Vec::new();
@@ -147,6 +148,17 @@ fn labelled_run(
             // stays the label unless another beats it by that much.
             // Leaving the stage where it is gets the keep margin on top.
             let favour = |p: usize, value: f64| keep_favour(cfg, p, now, value, held);
+            // What the live loop's utilisation limit makes of moving the stage to `p`.
+            let guarded = |p: usize| match (cfg.lookahead_guarded_lowerings, limit) {
+                (true, Some(limit)) => lowering_within_utilisation(
+                    now,
+                    p,
+                    obs.ds2.raw.get(stage).copied().unwrap_or(f64::NAN),
+                    limit,
+                    obs.ds2.parallelism(stage),
+                ),
+                _ => p,
+            };
             let mut values: Vec<(usize, f64)> = vec![(
                 base_p,
                 q_base + cfg.lookahead_margin + favour(base_p, q_base),
@@ -157,7 +169,7 @@ fn labelled_run(
                     continue;
                 }
                 let mut config = ds2.clone();
-                config.set_parallelism(stage, p);
+                config.set_parallelism(stage, guarded(p));
                 let q = forks.value(&config)?;
                 values.push((p, q + favour(p, q)));
             }
@@ -193,7 +205,7 @@ fn labelled_run(
                 for p in candidates {
                     for b in [0, 2].into_iter().filter(|&b| bm[b]) {
                         let mut config = ds2.clone();
-                        config.set_parallelism(stage, p);
+                        config.set_parallelism(stage, guarded(p));
                         move_input_buffer(&mut config, stage, b);
                         let fork = forks.value(&config)?;
                         let mut q = fork + favour(p, fork);
@@ -821,6 +833,35 @@ mod tests {
             held_only.iter().filter(|&&k| k).count() < waited,
             "{held_only:?} vs {margin:?}"
         );
+    }
+
+    #[test]
+    fn a_lowering_the_live_limit_would_hold_is_valued_as_held_and_never_labelled_for_it() {
+        // cpu-sine's scorer as the sine falls: the simulator absorbs a brief saturation, so
+        // lowering below DS2's suggestion a little early pays on its fork, but the live loop
+        // would hold it (busy over 0.95 at the lower parallelism). With the live limit in the
+        // lookahead those lowerings are valued as held: fewer labels go below DS2.
+        let w = training_workload("cpu-sine");
+        let stats = super::super::feature_stats(std::slice::from_ref(&w), &[0]).unwrap();
+        let below_ds2 = |guarded: bool| {
+            let cfg = PpoConfig {
+                lookahead_runs: 2,
+                random_start: 0.0,
+                randomise: 0.0,
+                lookahead_guarded_lowerings: guarded,
+                ..PpoConfig::default()
+            };
+            let round = lookahead_round(std::slice::from_ref(&w), &stats, &cfg, None, 0).unwrap();
+            round
+                .labels
+                .iter()
+                .flat_map(|t| &t.actions)
+                .filter(|a| a.parallelism == DS2_MOVE - 1)
+                .count()
+        };
+        let (free, guarded) = (below_ds2(false), below_ds2(true));
+        assert!(free > 0, "the simulator pays for lowering early");
+        assert!(guarded < free, "{guarded} vs {free}");
     }
 
     #[test]

@@ -153,6 +153,15 @@ pub struct PpoConfig {
     /// labelled to wait one epoch (a thread-epoch lost at each trough); a lowering now
     /// competes with putting it off on value alone, and must still beat holding by the margin.
     pub lookahead_keep_margin_held_only: bool,
+    /// Value a lowering that the live loop's utilisation limit would hold back
+    /// ([`GuardConfig::default`]'s `max_utilisation_after_lowering`, at the epoch's rates) by
+    /// the fork of what the limit makes of it, as the live loop would apply it. Training runs
+    /// without that limit, so the simulator's cheap saturation could make a lowering past it
+    /// the label, a move the live loop never applies and counts as overridden
+    /// (`fallback_share`).
+    ///
+    /// [`GuardConfig::default`]: crate::agent::guard::GuardConfig
+    pub lookahead_guarded_lowerings: bool,
     /// Also try buffer moves on the lookahead's forks: halving and doubling a stage's input
     /// buffer, with the stage left where it is and with its best parallelism (the other
     /// stages following DS2, as for parallelism moves). DS2 never sizes buffers, so where a
@@ -203,6 +212,7 @@ impl Default for PpoConfig {
             lookahead_policy_finish: false,
             lookahead_keep_hold: false,
             lookahead_keep_margin_held_only: false,
+            lookahead_guarded_lowerings: false,
             lookahead_buffers: false,
             lookahead_buffer_margin: 0.1,
             selection_seeds: crate::scoreboard::TRAINING_SEEDS.len(),

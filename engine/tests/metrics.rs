@@ -11,7 +11,7 @@ use common::within;
 use rheo_engine::metrics::{MetricsSnapshot, StageKind, read_json_lines};
 use rheo_engine::operator::{Context, Operator};
 use rheo_engine::source::{RateProfile, RateSource};
-use rheo_engine::{JobOptions, PipelineBuilder};
+use rheo_engine::{JobHandle, JobOptions, PipelineBuilder};
 
 /// Sleeps `per_record` for every record (a wait-bound stage, like a call to a service).
 struct Slow {
@@ -28,13 +28,37 @@ impl Operator for Slow {
     }
 }
 
+/// `events` at a constant `rate` per second into one `slow` worker taking `per_record` per
+/// record, then a sink, over edges of `capacity` batches of `batch_size`.
+fn slow_chain(
+    capacity: usize,
+    batch_size: usize,
+    rate: f64,
+    per_record: Duration,
+) -> PipelineBuilder {
+    let builder = PipelineBuilder::new().edge_defaults(capacity, batch_size);
+    let events = RateSource::new(
+        RateProfile::Constant { value: rate },
+        |seq: u64, _: Duration| seq,
+    );
+    builder
+        .source("events", events)
+        .unary("slow", move |_| Slow { per_record })
+        .sink_fn("out", |_: u64| {});
+    builder
+}
+
+/// Builds and starts the pipeline.
+fn start(builder: PipelineBuilder, options: JobOptions) -> JobHandle {
+    builder.build().unwrap().start(options).unwrap()
+}
+
 /// Runs the built pipeline with 100 ms epochs for `epochs` snapshots, then stops it.
 fn run_epochs(builder: PipelineBuilder, epochs: usize) -> Vec<Arc<MetricsSnapshot>> {
-    let job = builder
-        .build()
-        .unwrap()
-        .start(JobOptions::default().epoch(Duration::from_millis(100)))
-        .unwrap();
+    let job = start(
+        builder,
+        JobOptions::default().epoch(Duration::from_millis(100)),
+    );
     let snapshots = job.snapshots().take(epochs).collect();
     job.abort();
     job.join().unwrap();
@@ -44,29 +68,16 @@ fn run_epochs(builder: PipelineBuilder, epochs: usize) -> Vec<Arc<MetricsSnapsho
 #[test]
 fn a_wait_bound_stage_shows_its_busy_time_and_true_rate() {
     within(Duration::from_secs(60), || {
-        let builder = PipelineBuilder::new().edge_defaults(64, 20);
-        let events = RateSource::new(
-            RateProfile::Constant { value: 2_000.0 },
-            |seq: u64, _: Duration| seq,
-        );
-        builder
-            .source("events", events)
-            .unary("slow", |_| Slow {
-                per_record: Duration::from_micros(100),
-            })
-            .sink_fn("out", |_: u64| {});
+        let builder = slow_chain(64, 20, 2_000.0, Duration::from_micros(100));
         let dir = std::env::temp_dir().join(format!("rheo-metrics-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join("snapshots.jsonl");
-        let job = builder
-            .build()
-            .unwrap()
-            .start(
-                JobOptions::default()
-                    .epoch(Duration::from_millis(100))
-                    .metrics_jsonl(&log),
-            )
-            .unwrap();
+        let job = start(
+            builder,
+            JobOptions::default()
+                .epoch(Duration::from_millis(100))
+                .metrics_jsonl(&log),
+        );
         let stream = job.snapshots();
         let snapshots: Vec<_> = stream.take(8).collect();
         job.abort();
@@ -111,17 +122,7 @@ fn a_wait_bound_stage_shows_its_busy_time_and_true_rate() {
 #[test]
 fn overload_builds_backlog_latency_and_backpressure() {
     within(Duration::from_secs(60), || {
-        let builder = PipelineBuilder::new().edge_defaults(4, 10);
-        let events = RateSource::new(
-            RateProfile::Constant { value: 20_000.0 },
-            |seq: u64, _: Duration| seq,
-        );
-        builder
-            .source("events", events)
-            .unary("slow", |_| Slow {
-                per_record: Duration::from_micros(200),
-            })
-            .sink_fn("out", |_: u64| {});
+        let builder = slow_chain(4, 10, 20_000.0, Duration::from_micros(200));
         let snapshots = run_epochs(builder, 6);
         let first = &snapshots[1];
         let last = snapshots.last().unwrap();
@@ -193,22 +194,11 @@ fn an_epoch_that_ends_during_a_pause_is_cut_before_the_sources_resume() {
     within(Duration::from_secs(60), || {
         // 2 000 records/s into a stage that takes 1 ms per record: its 8 × 20 queued records
         // take at least 160 ms to drain, longer than the 100 ms epoch.
-        let builder = PipelineBuilder::new().edge_defaults(8, 20);
-        let events = RateSource::new(
-            RateProfile::Constant { value: 2_000.0 },
-            |seq: u64, _: Duration| seq,
+        let builder = slow_chain(8, 20, 2_000.0, Duration::from_millis(1));
+        let job = start(
+            builder,
+            JobOptions::default().epoch(Duration::from_millis(100)),
         );
-        builder
-            .source("events", events)
-            .unary("slow", |_| Slow {
-                per_record: Duration::from_millis(1),
-            })
-            .sink_fn("out", |_: u64| {});
-        let job = builder
-            .build()
-            .unwrap()
-            .start(JobOptions::default().epoch(Duration::from_millis(100)))
-            .unwrap();
         let mut snapshots = job.snapshots();
         let before = snapshots.by_ref().nth(2).unwrap();
         assert!(before.stage("slow").unwrap().input_occupancy > 0.5);

@@ -464,6 +464,12 @@ mod tests {
         training_workload("wait-step")
     }
 
+    /// A lookahead round on `w` alone, DS2 visiting, features standardised on seed 0.
+    fn ds2_round(w: &TrainingWorkload, cfg: &PpoConfig) -> Round {
+        let stats = super::super::feature_stats(std::slice::from_ref(w), &[0]).unwrap();
+        lookahead_round(std::slice::from_ref(w), &stats, cfg, None, 0).unwrap()
+    }
+
     /// Walks tuned DS2's run of `w` (simulator seed `seed`), handing `at` each epoch's
     /// snapshot, the forks there and DS2's next move.
     fn along_ds2s_run(
@@ -665,13 +671,12 @@ mod tests {
     #[test]
     fn labels_name_the_best_move_and_regrets_measure_the_others() {
         let w = wait_step();
-        let stats = super::super::feature_stats(std::slice::from_ref(&w), &[0]).unwrap();
         let cfg = PpoConfig {
             lookahead_runs: 1,
             random_start: 1.0,
             ..PpoConfig::default()
         };
-        let round = lookahead_round(std::slice::from_ref(&w), &stats, &cfg, None, 0).unwrap();
+        let round = ds2_round(&w, &cfg);
         assert!(!round.labels.is_empty());
         assert!(round.objective.is_finite());
         let mut moves_that_matter = 0;
@@ -707,7 +712,6 @@ mod tests {
         // one worker, where DS2 without over-provisioning leaves it; with a smaller channel
         // the same worker meets it.
         let w = training_workload("batch-wait");
-        let stats = super::super::feature_stats(std::slice::from_ref(&w), &[0]).unwrap();
         let run = |buffers: bool| {
             let cfg = PpoConfig {
                 lookahead_runs: 2,
@@ -715,7 +719,7 @@ mod tests {
                 lookahead_buffers: buffers,
                 ..PpoConfig::default()
             };
-            lookahead_round(std::slice::from_ref(&w), &stats, &cfg, None, 0).unwrap()
+            ds2_round(&w, &cfg)
         };
         let buffers = |r: &Round| -> Vec<usize> {
             r.labels
@@ -738,7 +742,6 @@ mod tests {
     #[test]
     fn a_keep_margin_past_any_gain_labels_every_stage_to_stay_where_it_is() {
         let w = wait_step();
-        let stats = super::super::feature_stats(std::slice::from_ref(&w), &[0]).unwrap();
         let run = |keep_margin: f64| {
             let cfg = PpoConfig {
                 lookahead_runs: 1,
@@ -746,7 +749,7 @@ mod tests {
                 lookahead_keep_margin: keep_margin,
                 ..PpoConfig::default()
             };
-            lookahead_round(std::slice::from_ref(&w), &stats, &cfg, None, 0).unwrap()
+            ds2_round(&w, &cfg)
         };
         // Every label leaves the stage where it is: "keep" when DS2 would move it, and DS2's
         // own move when DS2 agrees with the parallelism it has.
@@ -806,7 +809,6 @@ mod tests {
         // the next, so against that keep the lowering earns one thread-epoch, short of a keep
         // margin of 0.1: labelled to wait. Holding it through the trough costs far more.
         let w = training_workload("selective");
-        let stats = super::super::feature_stats(std::slice::from_ref(&w), &[0]).unwrap();
         let keeps = |held_only: bool| {
             let cfg = PpoConfig {
                 lookahead_runs: 1,
@@ -818,7 +820,7 @@ mod tests {
                 lookahead_keep_margin_held_only: held_only,
                 ..PpoConfig::default()
             };
-            let round = lookahead_round(std::slice::from_ref(&w), &stats, &cfg, None, 0).unwrap();
+            let round = ds2_round(&w, &cfg);
             let write = round.labels[0].stages.len().checked_sub(1).unwrap();
             round
                 .labels
@@ -842,7 +844,6 @@ mod tests {
         // would hold it (busy over 0.95 at the lower parallelism). With the live limit in the
         // lookahead those lowerings are valued as held: fewer labels go below DS2.
         let w = training_workload("cpu-sine");
-        let stats = super::super::feature_stats(std::slice::from_ref(&w), &[0]).unwrap();
         let below_ds2 = |guarded: bool| {
             let cfg = PpoConfig {
                 lookahead_runs: 2,
@@ -851,7 +852,7 @@ mod tests {
                 lookahead_guarded_lowerings: guarded,
                 ..PpoConfig::default()
             };
-            let round = lookahead_round(std::slice::from_ref(&w), &stats, &cfg, None, 0).unwrap();
+            let round = ds2_round(&w, &cfg);
             round
                 .labels
                 .iter()

@@ -167,9 +167,8 @@ impl Controller {
 
     fn run(mut self, commands: Receiver<Command>) -> Result<JobReport, JobError> {
         let started = Instant::now();
-        let epoch = self.options.epoch.max(Duration::from_millis(1));
         let sample = self.options.sample_interval.max(Duration::from_millis(1));
-        self.next_epoch = started + epoch;
+        self.next_epoch = started + self.epoch_length();
         let mut next_sample = started + sample;
         let mut commands = commands;
         let events = self.events.clone();
@@ -318,6 +317,11 @@ impl Controller {
         self.tell_sources(|_, _| SourceCommand::Finish);
     }
 
+    /// The epoch's length (at least a millisecond).
+    fn epoch_length(&self) -> Duration {
+        self.options.epoch.max(Duration::from_millis(1))
+    }
+
     /// Publishes the current epoch's snapshot if its end (`next_epoch`) has passed by `now`,
     /// and schedules the next one.
     pub(crate) fn publish_snapshot_if_due(&mut self, now: Instant) {
@@ -325,7 +329,7 @@ impl Controller {
             return;
         }
         self.publish_snapshot();
-        let epoch = self.options.epoch.max(Duration::from_millis(1));
+        let epoch = self.epoch_length();
         self.next_epoch += epoch;
         if self.next_epoch < now {
             self.next_epoch = now + epoch;

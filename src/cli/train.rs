@@ -122,6 +122,10 @@ pub struct Args {
     /// usually makes the same lowering an epoch later) on value.
     #[arg(long, requires_all = ["lookahead_keep_lowers_only", "lookahead_keep_hold"])]
     lookahead_keep_margin_held_only: bool,
+    /// With `--lookahead-keep-margin-held-only`: only lowerings that the live loop's
+    /// utilisation limit would apply as they are get that relief; the others keep the margin.
+    #[arg(long, requires = "lookahead_keep_margin_held_only")]
+    lookahead_held_only_within_limit: bool,
     /// Value a lowering that the live loop's utilisation limit would hold back by what the
     /// limit makes of it (training itself runs without the limit).
     #[arg(long)]
@@ -211,6 +215,7 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         lookahead_policy_finish: args.lookahead_policy_finish,
         lookahead_keep_hold: args.lookahead_keep_hold,
         lookahead_keep_margin_held_only: args.lookahead_keep_margin_held_only,
+        lookahead_held_only_within_limit: args.lookahead_held_only_within_limit,
         lookahead_guarded_lowerings: args.lookahead_guarded_lowerings,
         lookahead_buffers: args.lookahead_buffers,
         lookahead_buffer_margin: args.lookahead_buffer_margin,

@@ -144,20 +144,30 @@ fn labelled_run(
             } else {
                 None
             };
-            // Each distinct parallelism's value on its fork; DS2's own gets the margin, so it
-            // stays the label unless another beats it by that much.
-            // Leaving the stage where it is gets the keep margin on top.
-            let favour = |p: usize, value: f64| keep_favour(cfg, p, now, value, held);
             // What the live loop's utilisation limit makes of moving the stage to `p`.
-            let guarded = |p: usize| match (cfg.lookahead_guarded_lowerings, limit) {
-                (true, Some(limit)) => lowering_within_utilisation(
+            let limited = |p: usize| match limit {
+                Some(limit) => lowering_within_utilisation(
                     now,
                     p,
                     obs.ds2.raw.get(stage).copied().unwrap_or(f64::NAN),
                     limit,
                     obs.ds2.parallelism(stage),
                 ),
-                _ => p,
+                None => p,
+            };
+            let guarded = |p: usize| {
+                if cfg.lookahead_guarded_lowerings {
+                    limited(p)
+                } else {
+                    p
+                }
+            };
+            // Each distinct parallelism's value on its fork; DS2's own gets the margin, so it
+            // stays the label unless another beats it by that much.
+            // Leaving the stage where it is gets the keep margin on top.
+            let favour = |p: usize, value: f64| {
+                let relieved = !cfg.lookahead_held_only_within_limit || limited(p) == p;
+                keep_favour(cfg, p, now, value, held.filter(|_| relieved))
             };
             let mut values: Vec<(usize, f64)> = vec![(
                 base_p,
@@ -259,7 +269,8 @@ fn labelled_run(
 /// `lookahead_keep_lowers_only`, the keep margin taken from a move that lowers it (raises then
 /// compete with leaving it on value alone). With `lookahead_keep_margin_held_only`, a lowering
 /// that beats `held` (the value of holding the stage where it is) by the margin keeps its
-/// value: only putting it off rivals it then, and on value alone.
+/// value: only putting it off rivals it then, and on value alone. (`held` is `None` where
+/// that relief does not apply.)
 fn keep_favour(cfg: &PpoConfig, p: usize, now: usize, value: f64, held: Option<f64>) -> f64 {
     use std::cmp::Ordering;
     match (cfg.lookahead_keep_lowers_only, p.cmp(&now)) {
@@ -863,6 +874,52 @@ mod tests {
         let (free, guarded) = (below_ds2(false), below_ds2(true));
         assert!(free > 0, "the simulator pays for lowering early");
         assert!(guarded < free, "{guarded} vs {free}");
+    }
+
+    #[test]
+    fn the_held_only_relief_within_the_limit_spares_lowerings_the_live_limit_would_hold() {
+        // Relieved of the keep margin, lowerings of cpu-sine's scorer below DS2's suggestion
+        // became labels where the live limit would hold them (busy over 0.95 at the lower
+        // parallelism). Within the limit they keep the margin; selective's writer, lowered
+        // well inside the limit at each trough, still loses its waits.
+        let round = |name: &str, relief: Option<bool>| {
+            let cfg = PpoConfig {
+                lookahead_runs: 2,
+                random_start: 0.0,
+                randomise: 0.0,
+                lookahead_keep_margin: 0.1,
+                lookahead_keep_lowers_only: true,
+                lookahead_keep_hold: true,
+                lookahead_keep_margin_held_only: relief.is_some(),
+                lookahead_held_only_within_limit: relief == Some(true),
+                ..PpoConfig::default()
+            };
+            ds2_round(&training_workload(name), &cfg).labels
+        };
+        let below_ds2 = |labels: &[Transition]| {
+            labels
+                .iter()
+                .flat_map(|t| &t.actions)
+                .filter(|a| a.parallelism == DS2_MOVE - 1)
+                .count()
+        };
+        let (relieved, within) = (
+            below_ds2(&round("cpu-sine", Some(false))),
+            below_ds2(&round("cpu-sine", Some(true))),
+        );
+        assert!(within < relieved, "{within} vs {relieved}");
+        let writer_waits = |labels: &[Transition]| {
+            let write = labels[0].stages.len() - 1;
+            labels
+                .iter()
+                .filter(|t| t.actions[write].parallelism == 0)
+                .count()
+        };
+        let (margin, within) = (
+            writer_waits(&round("selective", None)),
+            writer_waits(&round("selective", Some(true))),
+        );
+        assert!(within < margin, "{within} vs {margin}");
     }
 
     #[test]

@@ -153,6 +153,16 @@ pub struct PpoConfig {
     /// labelled to wait one epoch (a thread-epoch lost at each trough); a lowering now
     /// competes with putting it off on value alone, and must still beat holding by the margin.
     pub lookahead_keep_margin_held_only: bool,
+    /// With `lookahead_keep_margin_held_only`: that relief goes only to lowerings the live
+    /// loop's utilisation limit ([`GuardConfig::default`]'s `max_utilisation_after_lowering`,
+    /// at the epoch's rates) applies as they are. A lowering the limit would hold back keeps
+    /// the keep margin against it: relieved, the simulator's cheap saturation made some of
+    /// them the label (cpu-sine's scorer at busy 1.01–1.10), moves the live loop holds and
+    /// counts in `fallback_share`. Unlike `lookahead_guarded_lowerings`, no fork's value
+    /// changes, only which lowerings are relieved of the margin.
+    ///
+    /// [`GuardConfig::default`]: crate::agent::guard::GuardConfig
+    pub lookahead_held_only_within_limit: bool,
     /// Value a lowering that the live loop's utilisation limit would hold back
     /// ([`GuardConfig::default`]'s `max_utilisation_after_lowering`, at the epoch's rates) by
     /// the fork of what the limit makes of it, as the live loop would apply it. Training runs
@@ -212,6 +222,7 @@ impl Default for PpoConfig {
             lookahead_policy_finish: false,
             lookahead_keep_hold: false,
             lookahead_keep_margin_held_only: false,
+            lookahead_held_only_within_limit: false,
             lookahead_guarded_lowerings: false,
             lookahead_buffers: false,
             lookahead_buffer_margin: 0.1,

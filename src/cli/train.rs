@@ -126,6 +126,10 @@ pub struct Args {
     /// utilisation limit would apply as they are get that relief; the others keep the margin.
     #[arg(long, requires = "lookahead_keep_margin_held_only")]
     lookahead_held_only_within_limit: bool,
+    /// With `--lookahead-keep-margin-held-only`: only a lowering that keeping the stage one
+    /// epoch merely puts off (the finisher makes the same lowering next) gets that relief.
+    #[arg(long, requires = "lookahead_keep_margin_held_only")]
+    lookahead_held_only_postponed: bool,
     /// Value a lowering that the live loop's utilisation limit would hold back by what the
     /// limit makes of it (training itself runs without the limit).
     #[arg(long)]
@@ -216,6 +220,7 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         lookahead_keep_hold: args.lookahead_keep_hold,
         lookahead_keep_margin_held_only: args.lookahead_keep_margin_held_only,
         lookahead_held_only_within_limit: args.lookahead_held_only_within_limit,
+        lookahead_held_only_postponed: args.lookahead_held_only_postponed,
         lookahead_guarded_lowerings: args.lookahead_guarded_lowerings,
         lookahead_buffers: args.lookahead_buffers,
         lookahead_buffer_margin: args.lookahead_buffer_margin,

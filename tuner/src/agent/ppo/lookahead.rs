@@ -165,8 +165,18 @@ fn labelled_run(
             // Each distinct parallelism's value on its fork; DS2's own gets the margin, so it
             // stays the label unless another beats it by that much.
             // Leaving the stage where it is gets the keep margin on top.
+            // Where keeping the stage one epoch leads: the parallelism the finisher gives it
+            // on that fork's next decision. A lowering to just that is only put off by it.
+            let kept_then = if cfg.lookahead_held_only_postponed {
+                let mut keep = ds2.clone();
+                keep.set_parallelism(stage, now);
+                let (_, next) = forks.value_and_next(&keep)?;
+                next.and_then(|c| c.parallelism(stage))
+            } else {
+                None
+            };
             let favour = |p: usize, value: f64| {
-                let relieved = !cfg.lookahead_held_only_within_limit || limited(p) == p;
+                let relieved = relieved_of_the_margin(cfg, p, kept_then, limited(p));
                 keep_favour(cfg, p, now, value, held.filter(|_| relieved))
             };
             let mut values: Vec<(usize, f64)> = vec![(
@@ -288,6 +298,20 @@ fn keep_favour(cfg: &PpoConfig, p: usize, now: usize, value: f64, held: Option<f
     }
 }
 
+/// Whether a lowering to `p` may have the held-only relief of the keep margin: with
+/// `lookahead_held_only_postponed`, only when keeping the stage one epoch leads the finisher
+/// to `p` itself (`kept_then`); with `lookahead_held_only_within_limit`, only when the live
+/// loop's utilisation limit leaves it at `p` (`limited`).
+fn relieved_of_the_margin(
+    cfg: &PpoConfig,
+    p: usize,
+    kept_then: Option<usize>,
+    limited: usize,
+) -> bool {
+    (!cfg.lookahead_held_only_postponed || kept_then == Some(p))
+        && (!cfg.lookahead_held_only_within_limit || limited == p)
+}
+
 /// The policy's name for moving a stage (whose moves lead to `outcomes`) to parallelism `p`,
 /// as DS2's demonstrations name it: "keep" only when holding back from DS2's model
 /// (`suggested`); otherwise the offset from the model that gives `p`, or the allowed move that
@@ -364,6 +388,22 @@ impl Forks<'_> {
         Ok(ds2.max(total_reward(&self.finish(proposed, Hold::WhileMet)?)))
     }
 
+    /// [`Forks::value`], and the first configuration the finisher chose on the finish in which
+    /// it decides every epoch (what it makes of `proposed` one epoch on).
+    fn value_and_next(&self, proposed: &JobConfig) -> Result<(f64, Option<JobConfig>), EnvError> {
+        let mut first = None;
+        let followed = total_reward(&match self.finisher {
+            Some(agent) => self.finish_with_recording(agent, proposed, Hold::Never, &mut first)?,
+            None => self.finish_recording(proposed, Hold::Never, &mut first)?,
+        });
+        let value = if self.finisher.is_none() && self.hold {
+            followed.max(total_reward(&self.finish(proposed, Hold::WhileMet)?))
+        } else {
+            followed
+        };
+        Ok((value, first))
+    }
+
     /// The sum of the rewards of [`Forks::finish_held`].
     fn value_held(&self, proposed: &JobConfig) -> Result<f64, EnvError> {
         Ok(total_reward(&self.finish_held(proposed)?))
@@ -382,9 +422,19 @@ impl Forks<'_> {
     /// One finish of the fork: tuned DS2 decides every epoch, and its decision is applied
     /// unless `hold` keeps the configuration.
     fn finish(&self, proposed: &JobConfig, hold: Hold) -> Result<Vec<EpochScore>, EnvError> {
+        self.finish_recording(proposed, hold, &mut None)
+    }
+
+    /// [`Forks::finish`], `first` given the first configuration applied after `proposed`.
+    fn finish_recording(
+        &self,
+        proposed: &JobConfig,
+        hold: Hold,
+        first: &mut Option<JobConfig>,
+    ) -> Result<Vec<EpochScore>, EnvError> {
         let mut ds2 = self.base.clone();
         let mut missed = false;
-        self.play_out(proposed, |snapshot, score| {
+        self.play_out(proposed, first, |snapshot, score| {
             // DS2 decides every epoch either way, so its warm-up state stays its own.
             let decision = ds2.decide(snapshot, self.cx).config;
             if hold.holds(score, &mut missed) {
@@ -403,10 +453,21 @@ impl Forks<'_> {
         proposed: &JobConfig,
         hold: Hold,
     ) -> Result<Vec<EpochScore>, EnvError> {
+        self.finish_with_recording(agent, proposed, hold, &mut None)
+    }
+
+    /// [`Forks::finish_with`], `first` given the first configuration applied after `proposed`.
+    fn finish_with_recording(
+        &self,
+        agent: &Agent,
+        proposed: &JobConfig,
+        hold: Hold,
+        first: &mut Option<JobConfig>,
+    ) -> Result<Vec<EpochScore>, EnvError> {
         let applied = clamp(&self.current.config, proposed, &self.cx.bounds).config;
         let mut agent = agent.fork_applying(self.current, self.cx, &applied);
         let mut missed = false;
-        self.play_out(proposed, |snapshot, score| {
+        self.play_out(proposed, first, |snapshot, score| {
             if hold.holds(score, &mut missed) {
                 // The hold is the agent's move, so its cooldown and history carry on.
                 agent = agent.fork_applying(snapshot, self.cx, &snapshot.config);
@@ -418,10 +479,11 @@ impl Forks<'_> {
     }
 
     /// The epochs of the fork that applies `proposed` now and then, at every epoch, what
-    /// `next` makes of its snapshot and score.
+    /// `next` makes of its snapshot and score; `first` gets `next`'s first configuration.
     fn play_out(
         &self,
         proposed: &JobConfig,
+        first: &mut Option<JobConfig>,
         mut next: impl FnMut(&MetricsSnapshot, &EpochScore) -> JobConfig,
     ) -> Result<Vec<EpochScore>, EnvError> {
         let mut env = self.env.clone();
@@ -432,7 +494,11 @@ impl Forks<'_> {
             let changed = previous != snapshot.config;
             let score = self.cx.objective.score(&snapshot, changed);
             previous = snapshot.config.clone();
-            env.apply(&next(&snapshot, &score))?;
+            let decision = next(&snapshot, &score);
+            if first.is_none() {
+                *first = Some(decision.clone());
+            }
+            env.apply(&decision)?;
             epochs.push(score);
         }
         Ok(epochs)
@@ -920,6 +986,82 @@ mod tests {
             writer_waits(&round("selective", Some(true))),
         );
         assert!(within < margin, "{within} vs {margin}");
+    }
+
+    #[test]
+    fn the_held_only_relief_for_postponements_still_lowers_selectives_writer_at_once() {
+        // Keeping selective's writer one epoch only puts its lowering off (DS2 makes the same
+        // lowering on its next decision), so that relief still applies there.
+        let writer_waits = |relief: Option<bool>| {
+            let cfg = PpoConfig {
+                lookahead_runs: 2,
+                random_start: 0.0,
+                randomise: 0.0,
+                lookahead_keep_margin: 0.1,
+                lookahead_keep_lowers_only: true,
+                lookahead_keep_hold: true,
+                lookahead_keep_margin_held_only: relief.is_some(),
+                lookahead_held_only_postponed: relief == Some(true),
+                ..PpoConfig::default()
+            };
+            let labels = ds2_round(&training_workload("selective"), &cfg).labels;
+            let write = labels[0].stages.len() - 1;
+            labels
+                .iter()
+                .filter(|t| t.actions[write].parallelism == 0)
+                .count()
+        };
+        let (margin, postponed) = (writer_waits(None), writer_waits(Some(true)));
+        assert!(postponed < margin, "{postponed} vs {margin}");
+    }
+
+    #[test]
+    fn only_a_lowering_merely_put_off_or_within_the_limit_is_relieved_of_the_margin() {
+        let cfg = |postponed, within_limit| PpoConfig {
+            lookahead_keep_margin_held_only: true,
+            lookahead_held_only_postponed: postponed,
+            lookahead_held_only_within_limit: within_limit,
+            ..PpoConfig::default()
+        };
+        // Lowering from 3 to 1. Unrestricted, the relief goes to any lowering.
+        assert!(relieved_of_the_margin(&cfg(false, false), 1, None, 2));
+        // Postponed: only when the kept stage's finisher lowers it to 1 itself next epoch, not
+        // when it keeps it (None or 3), nor when it lowers it part of the way, nor when keeping
+        // lets two steps down become one.
+        let postponed = cfg(true, false);
+        assert!(relieved_of_the_margin(&postponed, 2, Some(2), 2));
+        for then in [None, Some(3), Some(2)] {
+            assert!(!relieved_of_the_margin(&postponed, 1, then, 1), "{then:?}");
+        }
+        assert!(!relieved_of_the_margin(&postponed, 2, Some(1), 2));
+        // Within the limit: not where the limit would hold the stage at 2.
+        let within = cfg(false, true);
+        assert!(!relieved_of_the_margin(&within, 1, None, 2));
+        assert!(relieved_of_the_margin(&within, 1, None, 1));
+        assert!(!relieved_of_the_margin(&cfg(true, true), 1, Some(1), 2));
+    }
+
+    #[test]
+    fn a_forks_next_configuration_is_what_its_finisher_makes_of_the_epoch_after() {
+        // A fork taking DS2's move and letting DS2 decide is DS2's run itself, so the first
+        // configuration its finisher chooses is DS2's next decision on the run, and the value
+        // comes out as `value` gives it.
+        let w = wait_step();
+        let mut decisions = Vec::new();
+        let mut forked = Vec::new();
+        along_ds2s_run(&w, 5, false, None, |_, forks, next| {
+            decisions.push(next.clone());
+            forked.push((
+                forks.value(next).unwrap(),
+                forks.value_and_next(next).unwrap(),
+            ));
+        });
+        let moves = decisions.windows(2).filter(|d| d[0] != d[1]).count();
+        assert!(moves > 0, "DS2 moves somewhere on wait-step");
+        for (t, (value, (with_next, then))) in forked.iter().enumerate() {
+            assert_eq!(value, with_next, "epoch {t}");
+            assert_eq!(then.as_ref(), decisions.get(t + 1), "epoch {t}");
+        }
     }
 
     #[test]

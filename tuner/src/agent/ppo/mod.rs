@@ -163,6 +163,12 @@ pub struct PpoConfig {
     ///
     /// [`GuardConfig::default`]: crate::agent::guard::GuardConfig
     pub lookahead_held_only_within_limit: bool,
+    /// With `lookahead_keep_margin_held_only`: that relief goes only to a lowering that
+    /// keeping the stage one epoch merely puts off (the finisher lowers it to the same
+    /// parallelism on that fork's next decision). Where keeping it one epoch spares the change,
+    /// or lets the finisher make two lowerings one, the keep saves a reconfiguration and keeps
+    /// the margin against the lowering, as without the relief.
+    pub lookahead_held_only_postponed: bool,
     /// Value a lowering that the live loop's utilisation limit would hold back
     /// ([`GuardConfig::default`]'s `max_utilisation_after_lowering`, at the epoch's rates) by
     /// the fork of what the limit makes of it, as the live loop would apply it. Training runs
@@ -223,6 +229,7 @@ impl Default for PpoConfig {
             lookahead_keep_hold: false,
             lookahead_keep_margin_held_only: false,
             lookahead_held_only_within_limit: false,
+            lookahead_held_only_postponed: false,
             lookahead_guarded_lowerings: false,
             lookahead_buffers: false,
             lookahead_buffer_margin: 0.1,

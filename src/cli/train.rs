@@ -130,6 +130,14 @@ pub struct Args {
     /// epoch merely puts off (the finisher makes the same lowering next) gets that relief.
     #[arg(long, requires = "lookahead_keep_margin_held_only")]
     lookahead_held_only_postponed: bool,
+    /// With `--lookahead-keep-margin-held-only`: what a lowering relieved of the keep margin
+    /// must still beat keeping the stage one epoch by.
+    #[arg(
+        long,
+        default_value_t = PpoConfig::default().lookahead_postpone_margin,
+        requires = "lookahead_keep_margin_held_only"
+    )]
+    lookahead_postpone_margin: f64,
     /// Value a lowering that the live loop's utilisation limit would hold back by what the
     /// limit makes of it (training itself runs without the limit).
     #[arg(long)]
@@ -221,6 +229,7 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         lookahead_keep_margin_held_only: args.lookahead_keep_margin_held_only,
         lookahead_held_only_within_limit: args.lookahead_held_only_within_limit,
         lookahead_held_only_postponed: args.lookahead_held_only_postponed,
+        lookahead_postpone_margin: args.lookahead_postpone_margin,
         lookahead_guarded_lowerings: args.lookahead_guarded_lowerings,
         lookahead_buffers: args.lookahead_buffers,
         lookahead_buffer_margin: args.lookahead_buffer_margin,

@@ -169,6 +169,13 @@ pub struct PpoConfig {
     /// or lets the finisher make two lowerings one, the keep saves a reconfiguration and keeps
     /// the margin against the lowering, as without the relief.
     pub lookahead_held_only_postponed: bool,
+    /// With `lookahead_keep_margin_held_only`: what a lowering relieved of the keep margin must
+    /// still beat its one-epoch postponement by (summed reward over the rest of a run). At 0
+    /// it competes on value alone, and a lowering worth one thread-epoch more than waiting
+    /// (0.031 at 16 threads) is the label even where it only trims a stage the network will
+    /// want back, a reconfiguration more; above one thread-epoch only a lowering that pays
+    /// for more than that wins, such as lowering selective's writer before DS2 does.
+    pub lookahead_postpone_margin: f64,
     /// Value a lowering that the live loop's utilisation limit would hold back
     /// ([`GuardConfig::default`]'s `max_utilisation_after_lowering`, at the epoch's rates) by
     /// the fork of what the limit makes of it, as the live loop would apply it. Training runs
@@ -230,6 +237,7 @@ impl Default for PpoConfig {
             lookahead_keep_margin_held_only: false,
             lookahead_held_only_within_limit: false,
             lookahead_held_only_postponed: false,
+            lookahead_postpone_margin: 0.0,
             lookahead_guarded_lowerings: false,
             lookahead_buffers: false,
             lookahead_buffer_margin: 0.1,

@@ -282,8 +282,8 @@ fn labelled_run(
 /// `lookahead_keep_lowers_only`, the keep margin taken from a move that lowers it (raises then
 /// compete with leaving it on value alone). With `lookahead_keep_margin_held_only`, a lowering
 /// that beats `held` (the value of holding the stage where it is) by the margin keeps its
-/// value: only putting it off rivals it then, and on value alone. (`held` is `None` where
-/// that relief does not apply.)
+/// value, less `lookahead_postpone_margin`: only putting it off rivals it then. (`held` is
+/// `None` where that relief does not apply.)
 fn keep_favour(cfg: &PpoConfig, p: usize, now: usize, value: f64, held: Option<f64>) -> f64 {
     use std::cmp::Ordering;
     match (cfg.lookahead_keep_lowers_only, p.cmp(&now)) {
@@ -293,7 +293,7 @@ fn keep_favour(cfg: &PpoConfig, p: usize, now: usize, value: f64, held: Option<f
                 if cfg.lookahead_keep_margin_held_only
                     && value >= held + cfg.lookahead_keep_margin =>
             {
-                0.0
+                -cfg.lookahead_postpone_margin
             }
             _ => -cfg.lookahead_keep_margin,
         },

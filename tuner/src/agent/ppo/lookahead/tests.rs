@@ -365,6 +365,14 @@ fn the_keep_margin_holds_back_every_move_or_only_lowerings() {
     assert_eq!(keep_favour(&held_only, 2, 3, 1.01, Some(1.0)), -0.03);
     assert_eq!(keep_favour(&held_only, 2, 3, 1.05, None), -0.03);
     assert_eq!(keep_favour(&held_only, 4, 3, 1.05, Some(1.0)), 0.0);
+    // With a postponement margin, the relieved lowering must still beat waiting by it.
+    let postpone = PpoConfig {
+        lookahead_postpone_margin: 0.02,
+        ..held_only
+    };
+    assert_eq!(keep_favour(&postpone, 2, 3, 1.05, Some(1.0)), -0.02);
+    assert_eq!(keep_favour(&postpone, 2, 3, 1.01, Some(1.0)), -0.03);
+    assert_eq!(keep_favour(&postpone, 3, 3, 1.05, Some(1.0)), 0.0);
 }
 
 #[test]

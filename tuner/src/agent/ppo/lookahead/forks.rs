@@ -109,7 +109,7 @@ impl Forks<'_> {
     }
 
     /// [`Forks::finish`], `first` given the first configuration applied after `proposed`.
-    pub(super) fn finish_recording(
+    fn finish_recording(
         &self,
         proposed: &JobConfig,
         hold: Hold,
@@ -140,7 +140,7 @@ impl Forks<'_> {
     }
 
     /// [`Forks::finish_with`], `first` given the first configuration applied after `proposed`.
-    pub(super) fn finish_with_recording(
+    fn finish_with_recording(
         &self,
         agent: &Agent,
         proposed: &JobConfig,
@@ -163,7 +163,7 @@ impl Forks<'_> {
 
     /// The epochs of the fork that applies `proposed` now and then, at every epoch, what
     /// `next` makes of its snapshot and score; `first` gets `next`'s first configuration.
-    pub(super) fn play_out(
+    fn play_out(
         &self,
         proposed: &JobConfig,
         first: &mut Option<JobConfig>,

@@ -50,18 +50,7 @@ impl Forks<'_> {
     /// The sum of the rewards of the epochs to come if `proposed` is applied now and the base
     /// policy decides from then on (the better of its two finishes with `hold`).
     pub(super) fn value(&self, proposed: &JobConfig) -> Result<f64, EnvError> {
-        if let Some(agent) = self.finisher {
-            return Ok(total_reward(&self.finish_with(
-                agent,
-                proposed,
-                Hold::Never,
-            )?));
-        }
-        let ds2 = total_reward(&self.finish(proposed, Hold::Never)?);
-        if !self.hold {
-            return Ok(ds2);
-        }
-        Ok(ds2.max(total_reward(&self.finish(proposed, Hold::WhileMet)?)))
+        Ok(self.value_and_next(proposed)?.0)
     }
 
     /// [`Forks::value`], and the first configuration the finisher chose on the finish in which

@@ -165,19 +165,22 @@ fn labelled_run(
                     p
                 }
             };
-            // Each distinct parallelism's value on its fork; DS2's own gets the margin, so it
-            // stays the label unless another beats it by that much.
-            // Leaving the stage where it is gets the keep margin on top.
-            // Where keeping the stage one epoch leads: the parallelism the finisher gives it
-            // on that fork's next decision. A lowering to just that is only put off by it.
-            let kept_then = if cfg.lookahead_held_only_postponed {
+            // Keeping the stage one epoch: its fork's value, and the parallelism the finisher
+            // gives the stage on that fork's next decision. A lowering to just that is only
+            // put off by the keep.
+            let kept = if cfg.lookahead_held_only_postponed {
                 let mut keep = ds2.clone();
                 keep.set_parallelism(stage, now);
-                let (_, next) = forks.value_and_next(&keep)?;
-                next.and_then(|c| c.parallelism(stage))
+                Some(forks.value_and_next(&keep)?)
             } else {
                 None
             };
+            let kept_then = kept
+                .as_ref()
+                .and_then(|(_, next)| next.as_ref()?.parallelism(stage));
+            // Each distinct parallelism's value on its fork; DS2's own gets the margin, so it
+            // stays the label unless another beats it by that much.
+            // Leaving the stage where it is gets the keep margin on top.
             let favour = |p: usize, value: f64| {
                 let relieved = relieved_of_the_margin(cfg, p, kept_then, limited(p));
                 keep_favour(cfg, p, now, value, held.filter(|_| relieved))
@@ -191,9 +194,15 @@ fn labelled_run(
                 if !allowed || values.iter().any(|&(v, _)| v == p) {
                     continue;
                 }
-                let mut config = ds2.clone();
-                config.set_parallelism(stage, guarded(p));
-                let q = forks.value(&config)?;
+                let q = match &kept {
+                    // The keep's fork, valued above.
+                    Some((value, _)) if guarded(p) == now => *value,
+                    _ => {
+                        let mut config = ds2.clone();
+                        config.set_parallelism(stage, guarded(p));
+                        forks.value(&config)?
+                    }
+                };
                 values.push((p, q + favour(p, q)));
             }
             // DS2's margin stays DS2's.

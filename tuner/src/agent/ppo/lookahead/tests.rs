@@ -36,6 +36,38 @@ fn ds2_round(w: &TrainingWorkload, cfg: &PpoConfig) -> Round {
     lookahead_round(std::slice::from_ref(w), &stats, cfg, None, 0).unwrap()
 }
 
+/// `runs` nominal lookahead runs from the spec's start, with the shipped keep margin: 0.1,
+/// on lowerings only, leaving a stage also valued held.
+fn keep_margin_runs(runs: usize) -> PpoConfig {
+    PpoConfig {
+        lookahead_runs: runs,
+        random_start: 0.0,
+        randomise: 0.0,
+        lookahead_keep_margin: 0.1,
+        lookahead_keep_lowers_only: true,
+        lookahead_keep_hold: true,
+        ..PpoConfig::default()
+    }
+}
+
+/// How many of `labels` leave the last stage (selective's writer) where it is.
+fn writer_waits(labels: &[Transition]) -> usize {
+    let write = labels[0].stages.len() - 1;
+    labels
+        .iter()
+        .filter(|t| t.actions[write].parallelism == 0)
+        .count()
+}
+
+/// How many stage labels of `labels` go one below DS2's suggestion.
+fn below_ds2(labels: &[Transition]) -> usize {
+    labels
+        .iter()
+        .flat_map(|t| &t.actions)
+        .filter(|a| a.parallelism == DS2_MOVE - 1)
+        .count()
+}
+
 /// Walks tuned DS2's run of `w` (simulator seed `seed`), handing `at` each epoch's
 /// snapshot, the forks there and DS2's next move.
 fn along_ds2s_run(
@@ -381,32 +413,16 @@ fn a_lowering_only_put_off_by_a_keep_is_labelled_with_the_margin_held_only_again
     // the next, so against that keep the lowering earns one thread-epoch, short of a keep
     // margin of 0.1: labelled to wait. Holding it through the trough costs far more.
     let w = training_workload("selective");
-    let keeps = |held_only: bool| {
+    let waits = |held_only: bool| {
         let cfg = PpoConfig {
-            lookahead_runs: 1,
-            random_start: 0.0,
-            randomise: 0.0,
-            lookahead_keep_margin: 0.1,
-            lookahead_keep_lowers_only: true,
-            lookahead_keep_hold: true,
             lookahead_keep_margin_held_only: held_only,
-            ..PpoConfig::default()
+            ..keep_margin_runs(1)
         };
-        let round = ds2_round(&w, &cfg);
-        let write = round.labels[0].stages.len().checked_sub(1).unwrap();
-        round
-            .labels
-            .iter()
-            .map(|t| t.actions[write].parallelism == 0)
-            .collect::<Vec<_>>()
+        writer_waits(&ds2_round(&w, &cfg).labels)
     };
-    let (margin, held_only) = (keeps(false), keeps(true));
-    let waited = margin.iter().filter(|&&k| k).count();
-    assert!(waited > 0, "the margin holds a lowering back: {margin:?}");
-    assert!(
-        held_only.iter().filter(|&&k| k).count() < waited,
-        "{held_only:?} vs {margin:?}"
-    );
+    let (waited, held_only) = (waits(false), waits(true));
+    assert!(waited > 0, "the margin holds a lowering back");
+    assert!(held_only < waited, "{held_only} vs {waited}");
 }
 
 #[test]
@@ -416,7 +432,7 @@ fn a_lowering_the_live_limit_would_hold_is_valued_as_held_and_never_labelled_for
     // would hold it (busy over 0.95 at the lower parallelism). With the live limit in the
     // lookahead those lowerings are valued as held: fewer labels go below DS2.
     let w = training_workload("cpu-sine");
-    let below_ds2 = |guarded: bool| {
+    let below = |guarded: bool| {
         let cfg = PpoConfig {
             lookahead_runs: 2,
             random_start: 0.0,
@@ -424,15 +440,9 @@ fn a_lowering_the_live_limit_would_hold_is_valued_as_held_and_never_labelled_for
             lookahead_guarded_lowerings: guarded,
             ..PpoConfig::default()
         };
-        let round = ds2_round(&w, &cfg);
-        round
-            .labels
-            .iter()
-            .flat_map(|t| &t.actions)
-            .filter(|a| a.parallelism == DS2_MOVE - 1)
-            .count()
+        below_ds2(&ds2_round(&w, &cfg).labels)
     };
-    let (free, guarded) = (below_ds2(false), below_ds2(true));
+    let (free, guarded) = (below(false), below(true));
     assert!(free > 0, "the simulator pays for lowering early");
     assert!(guarded < free, "{guarded} vs {free}");
 }
@@ -445,37 +455,17 @@ fn the_held_only_relief_within_the_limit_spares_lowerings_the_live_limit_would_h
     // well inside the limit at each trough, still loses its waits.
     let round = |name: &str, relief: Option<bool>| {
         let cfg = PpoConfig {
-            lookahead_runs: 2,
-            random_start: 0.0,
-            randomise: 0.0,
-            lookahead_keep_margin: 0.1,
-            lookahead_keep_lowers_only: true,
-            lookahead_keep_hold: true,
             lookahead_keep_margin_held_only: relief.is_some(),
             lookahead_held_only_within_limit: relief == Some(true),
-            ..PpoConfig::default()
+            ..keep_margin_runs(2)
         };
         ds2_round(&training_workload(name), &cfg).labels
-    };
-    let below_ds2 = |labels: &[Transition]| {
-        labels
-            .iter()
-            .flat_map(|t| &t.actions)
-            .filter(|a| a.parallelism == DS2_MOVE - 1)
-            .count()
     };
     let (relieved, within) = (
         below_ds2(&round("cpu-sine", Some(false))),
         below_ds2(&round("cpu-sine", Some(true))),
     );
     assert!(within < relieved, "{within} vs {relieved}");
-    let writer_waits = |labels: &[Transition]| {
-        let write = labels[0].stages.len() - 1;
-        labels
-            .iter()
-            .filter(|t| t.actions[write].parallelism == 0)
-            .count()
-    };
     let (margin, within) = (
         writer_waits(&round("selective", None)),
         writer_waits(&round("selective", Some(true))),
@@ -487,26 +477,15 @@ fn the_held_only_relief_within_the_limit_spares_lowerings_the_live_limit_would_h
 fn the_held_only_relief_for_postponements_still_lowers_selectives_writer_at_once() {
     // Keeping selective's writer one epoch only puts its lowering off (DS2 makes the same
     // lowering on its next decision), so that relief still applies there.
-    let writer_waits = |relief: Option<bool>| {
+    let waits = |relief: Option<bool>| {
         let cfg = PpoConfig {
-            lookahead_runs: 2,
-            random_start: 0.0,
-            randomise: 0.0,
-            lookahead_keep_margin: 0.1,
-            lookahead_keep_lowers_only: true,
-            lookahead_keep_hold: true,
             lookahead_keep_margin_held_only: relief.is_some(),
             lookahead_held_only_postponed: relief == Some(true),
-            ..PpoConfig::default()
+            ..keep_margin_runs(2)
         };
-        let labels = ds2_round(&training_workload("selective"), &cfg).labels;
-        let write = labels[0].stages.len() - 1;
-        labels
-            .iter()
-            .filter(|t| t.actions[write].parallelism == 0)
-            .count()
+        writer_waits(&ds2_round(&training_workload("selective"), &cfg).labels)
     };
-    let (margin, postponed) = (writer_waits(None), writer_waits(Some(true)));
+    let (margin, postponed) = (waits(None), waits(Some(true)));
     assert!(postponed < margin, "{postponed} vs {margin}");
 }
 

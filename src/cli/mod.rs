@@ -10,7 +10,7 @@ pub mod scoreboard;
 pub mod train;
 pub mod tune;
 
-use rheo::tuner::agent::guard::Fallback;
+use rheo::tuner::agent::guard::{Fallback, LIVE_DS2_TIE_MARGIN};
 
 /// The agent's DS2 fallback, as `tune` and `scoreboard` take it.
 #[derive(clap::Args, Debug, Clone)]
@@ -26,6 +26,18 @@ pub struct FallbackArgs {
     /// training statistics (root-mean-square of standardised features).
     #[arg(long, default_value_t = Fallback::default().max_distance)]
     fallback_distance: f64,
+    /// Agent: take another parallelism than DS2's suggestion only when the policy gives it
+    /// this much more probability (near-ties go to DS2; the move stays the policy's own)
+    #[arg(long, default_value_t = LIVE_DS2_TIE_MARGIN, value_parser = parse_tie_margin)]
+    pub ds2_tie_margin: f32,
+}
+
+fn parse_tie_margin(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(m) if (0.0..=1.0).contains(&m) => Ok(m),
+        Ok(m) => Err(format!("{m}: a probability margin, between 0 and 1")),
+        Err(e) => Err(format!("`{s}`: {e}")),
+    }
 }
 
 /// How reconfigurations are applied (on the engine, and as the simulator prices them), shared

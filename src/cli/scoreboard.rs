@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use indicatif::{ProgressBar, ProgressStyle};
 use rheo::tuner::agent::Policy;
 use rheo::tuner::scoreboard::{
-    Backend, EVALUATION_SEEDS, Row, TunerKind, agent_ds2_base, row, run_once, sim_params, tune_ds2,
+    Backend, EVALUATION_SEEDS, Row, TRAINING_SEEDS, TunerKind, agent_ds2_base, row, run_once,
+    sim_params, tune_ds2,
 };
 use rheo::tuner::spec::Workload;
 use rheo::tuner::tuners::Ds2Base;
@@ -23,6 +24,10 @@ pub struct Args {
     /// Runs per tuner and workload (evaluation seeds).
     #[arg(long, default_value_t = 3)]
     seeds: usize,
+    /// Run on the training seeds (those DS2 is tuned and policies are selected on) instead of
+    /// the evaluation seeds: for choosing a setting without looking at the evaluation seeds.
+    #[arg(long)]
+    training_seeds: bool,
     /// Write the rows as a JSON list.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -55,10 +60,15 @@ pub fn run_scoreboard(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             return Err(format!("--backend: unknown backend `{other}` (sim or engine)").into());
         }
     };
-    if args.seeds == 0 || args.seeds > EVALUATION_SEEDS.len() {
-        return Err(format!("--seeds: must be in 1..={}", EVALUATION_SEEDS.len()).into());
+    let pool: &[u64] = if args.training_seeds {
+        &TRAINING_SEEDS
+    } else {
+        &EVALUATION_SEEDS
+    };
+    if args.seeds == 0 || args.seeds > pool.len() {
+        return Err(format!("--seeds: must be in 1..={}", pool.len()).into());
     }
-    let seeds = &EVALUATION_SEEDS[..args.seeds];
+    let seeds = &pool[..args.seeds];
     let workloads = args
         .workload
         .iter()
@@ -131,6 +141,7 @@ pub fn run_scoreboard(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             kinds.push(TunerKind::Agent {
                 checkpoint: args.agent.display().to_string(),
                 fallback: args.fallback.fallback(),
+                tie_margin: args.fallback.ds2_tie_margin,
                 base,
             });
         }

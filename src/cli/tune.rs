@@ -344,6 +344,7 @@ fn make_agent(
         limits: args.limit.iter().cloned().collect(),
         decision_budget_us: args.decision_budget_us,
         fallback: args.fallback.fallback(),
+        ds2_tie_margin: args.fallback.ds2_tie_margin,
         max_utilisation_after_lowering: (args.max_utilisation_after_lowering > 0.0)
             .then_some(args.max_utilisation_after_lowering),
         ..GuardConfig::default()

@@ -56,7 +56,15 @@ pub enum TunerKind {
         /// The DS2 its moves are offsets from.
         #[serde(default)]
         base: Ds2Base,
+        /// How much more probable than DS2's suggestion another move must be for the agent
+        /// to take it ([`GuardConfig::ds2_tie_margin`]).
+        #[serde(default = "live_ds2_tie_margin")]
+        tie_margin: f32,
     },
+}
+
+fn live_ds2_tie_margin() -> f32 {
+    crate::agent::guard::LIVE_DS2_TIE_MARGIN
 }
 
 impl TunerKind {
@@ -180,6 +188,7 @@ pub fn run_once(
         TunerKind::Agent {
             checkpoint,
             fallback,
+            tie_margin,
             ..
         } => {
             let (policy, _) = Policy::load(Path::new(checkpoint))?;
@@ -187,6 +196,7 @@ pub fn run_once(
                 policy,
                 GuardConfig {
                     fallback: *fallback,
+                    ds2_tie_margin: *tie_margin,
                     ..GuardConfig::default()
                 },
                 Controls::default(),

@@ -127,18 +127,21 @@ fn pooled(
 /// network splits its probability about evenly between DS2's outcome and another, it is
 /// reproducing such a tie. On the simulator's scoreboard 0.05 changes no row by more than
 /// 0.001 against plain argmax, where 0.1 loses mixed-burst's lead (docs/benchmarks.md).
+/// Training (lookahead behaviour, model selection) acts with this margin; the live loop takes
+/// its own ([`GuardConfig::ds2_tie_margin`](super::guard::GuardConfig::ds2_tie_margin)).
 pub const DS2_TIE_MARGIN: f32 = 0.05;
 
 /// The greedy parallelism move for a stage at parallelism `current` for which DS2 suggests
 /// `suggested`, given the policy's move `probabilities`: moves that lead to the same
 /// parallelism are one choice (as in [`probability_of_outcome`]) — "keep" at 0.3 and "ds2" at
 /// 0.25 on a stage DS2 leaves alone outweigh "ds2+2" at 0.45 — and DS2's outcome wins unless
-/// another is more probable by [`DS2_TIE_MARGIN`]. Returns the most probable move that leads
-/// to the chosen outcome.
+/// another is more probable by `tie_margin` (as in training: [`DS2_TIE_MARGIN`]). Returns the
+/// most probable move that leads to the chosen outcome.
 pub fn greedy_move(
     probabilities: &[f32; PARALLELISM_ACTIONS],
     current: usize,
     suggested: usize,
+    tie_margin: f32,
 ) -> usize {
     let outcomes = outcomes_from(current, suggested);
     let pooled = |o: usize| pooled(probabilities, &outcomes, o);
@@ -149,13 +152,12 @@ pub fn greedy_move(
         }
     }
     let ds2 = outcomes[DS2_MOVE];
-    let outcome = if probabilities[DS2_MOVE] > 0.0
-        && pooled(ds2) + DS2_TIE_MARGIN >= pooled(outcomes[best])
-    {
-        ds2
-    } else {
-        outcomes[best]
-    };
+    let outcome =
+        if probabilities[DS2_MOVE] > 0.0 && pooled(ds2) + tie_margin >= pooled(outcomes[best]) {
+            ds2
+        } else {
+            outcomes[best]
+        };
     (0..PARALLELISM_ACTIONS)
         .filter(|&k| outcomes[k] == outcome)
         .fold(None, |b: Option<usize>, k| match b {
@@ -278,15 +280,26 @@ mod tests {
     fn greedy_move_pools_moves_with_the_same_outcome() {
         // At 2 workers with DS2 suggesting 2, keep and ds2 both leave 2 workers: 0.55 together.
         let p = [0.30, 0.0, 0.25, 0.0, 0.45];
-        assert_eq!(greedy_move(&p, 2, 2), 0);
+        assert_eq!(greedy_move(&p, 2, 2, DS2_TIE_MARGIN), 0);
     }
 
     #[test]
     fn greedy_move_takes_ds2s_outcome_on_a_near_tie_and_the_winner_otherwise() {
         // DS2 suggests 3 for a stage at 2: ds2 → 3, ds2+2 → 5.
-        assert_eq!(greedy_move(&[0.0, 0.0, 0.44, 0.10, 0.46], 2, 3), DS2_MOVE);
-        assert_eq!(greedy_move(&[0.0, 0.0, 0.20, 0.20, 0.60], 2, 3), 4);
+        let m = DS2_TIE_MARGIN;
+        assert_eq!(
+            greedy_move(&[0.0, 0.0, 0.44, 0.10, 0.46], 2, 3, m),
+            DS2_MOVE
+        );
+        assert_eq!(greedy_move(&[0.0, 0.0, 0.20, 0.20, 0.60], 2, 3, m), 4);
         // DS2's move masked (probability 0): no tie to break.
-        assert_eq!(greedy_move(&[0.5, 0.0, 0.0, 0.0, 0.5], 2, 3), 0);
+        assert_eq!(greedy_move(&[0.5, 0.0, 0.0, 0.0, 0.5], 2, 3, m), 0);
+        // A wider margin hands DS2 a wider lead: keep at 0.57 against DS2's lowering at 0.42
+        // (selective's writer at a trough) stays a keep at 0.1 and goes to DS2 at 0.2.
+        let trough = [0.57, 0.0, 0.42, 0.01, 0.0];
+        assert_eq!(greedy_move(&trough, 2, 1, 0.1), 0);
+        assert_eq!(greedy_move(&trough, 2, 1, 0.2), DS2_MOVE);
+        // Zero: plain argmax over outcomes, DS2's winning exact ties only.
+        assert_eq!(greedy_move(&[0.5, 0.0, 0.5, 0.0, 0.0], 2, 1, 0.0), DS2_MOVE);
     }
 }

@@ -43,7 +43,20 @@ pub struct GuardConfig {
     /// past the baseline.
     #[serde(default)]
     pub max_utilisation_after_lowering: Option<f64>,
+    /// How much more probable than DS2's suggestion another parallelism must be for the
+    /// greedy policy to take it (see [`greedy_move`](super::actions::greedy_move)): where the
+    /// policy is nearly indifferent, DS2's move stands. Unlike a fallback, the move is still
+    /// the policy's own (its "ds2" action, with the probability the policy gave it).
+    #[serde(default = "default_ds2_tie_margin")]
+    pub ds2_tie_margin: f32,
 }
+
+fn default_ds2_tie_margin() -> f32 {
+    LIVE_DS2_TIE_MARGIN
+}
+
+/// The live loop's default [`GuardConfig::ds2_tie_margin`] (docs/benchmarks.md, RL agent).
+pub const LIVE_DS2_TIE_MARGIN: f32 = super::actions::DS2_TIE_MARGIN;
 
 /// The DS2 fallback: a stage whose parallelism choice the policy is unsure of, or whose
 /// observation lies outside what the policy was trained on, takes DS2's suggestion instead.
@@ -81,10 +94,12 @@ impl GuardConfig {
     /// default guard without the DS2 fallback (what is scored or labelled is the policy's own
     /// moves) and without a decision budget (a decision dropped on a busy machine would change
     /// the run, and training would not reproduce) and without the limit on lowerings (the
-    /// policy learns what a lowering into saturation costs, not to lean on the guard).
+    /// policy learns what a lowering into saturation costs, not to lean on the guard), acting
+    /// on near-ties as training always has ([`DS2_TIE_MARGIN`](super::actions::DS2_TIE_MARGIN)).
     pub fn training() -> GuardConfig {
         GuardConfig {
             fallback: None,
+            ds2_tie_margin: super::actions::DS2_TIE_MARGIN,
             decision_budget_us: u64::MAX,
             max_utilisation_after_lowering: None,
             ..GuardConfig::default()
@@ -102,6 +117,7 @@ impl Default for GuardConfig {
             decision_budget_us: 1000,
             fallback: Some(Fallback::default()),
             max_utilisation_after_lowering: Some(0.95),
+            ds2_tie_margin: LIVE_DS2_TIE_MARGIN,
         }
     }
 }
@@ -257,7 +273,23 @@ pub fn lowering_within_utilisation(
 
 #[cfg(test)]
 mod tests {
-    use super::lowering_within_utilisation;
+    use super::{GuardConfig, LIVE_DS2_TIE_MARGIN, lowering_within_utilisation};
+    use crate::agent::actions::DS2_TIE_MARGIN;
+
+    #[test]
+    fn the_tie_margin_defaults_to_the_live_one_and_training_keeps_its_own() {
+        assert_eq!(GuardConfig::default().ds2_tie_margin, LIVE_DS2_TIE_MARGIN);
+        assert_eq!(GuardConfig::training().ds2_tie_margin, DS2_TIE_MARGIN);
+        // Settings written before the margin was a setting read back with the default.
+        let mut old = serde_json::to_value(GuardConfig {
+            ds2_tie_margin: 0.3,
+            ..GuardConfig::default()
+        })
+        .unwrap();
+        old.as_object_mut().unwrap().remove("ds2_tie_margin");
+        let read: GuardConfig = serde_json::from_value(old).unwrap();
+        assert_eq!(read, GuardConfig::default());
+    }
 
     #[test]
     fn a_lowering_stops_where_the_stage_would_be_busier_than_allowed() {

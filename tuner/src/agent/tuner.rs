@@ -134,9 +134,14 @@ impl Policy {
         })
     }
 
-    /// The greedy move per stage: the most probable outcome, DS2's on a near-tie (see
-    /// [`greedy_move`]), and the most probable buffer move.
-    pub fn greedy(&self, obs: &Observation, snapshot: &MetricsSnapshot) -> Vec<StageChoice> {
+    /// The greedy move per stage: the most probable outcome, DS2's unless another is more
+    /// probable by `tie_margin` (see [`greedy_move`]), and the most probable buffer move.
+    pub fn greedy(
+        &self,
+        obs: &Observation,
+        snapshot: &MetricsSnapshot,
+        tie_margin: f32,
+    ) -> Vec<StageChoice> {
         let (rows, outputs) = self.outputs(obs);
         let mut choices = choose(obs, &snapshot.config, rows, &outputs, argmax).0;
         for (i, c) in choices.iter_mut().enumerate() {
@@ -144,6 +149,7 @@ impl Policy {
                 &c.parallelism_probabilities,
                 obs.parallelism[i],
                 ds2_parallelism(obs, i),
+                tie_margin,
             );
             if k != c.action.parallelism {
                 c.action.parallelism = k;
@@ -462,6 +468,7 @@ impl Tuner for Agent {
             "pins": self.guard.pins,
             "limits": self.guard.limits,
             "fallback": self.guard.fallback,
+            "ds2_tie_margin": self.guard.ds2_tie_margin,
             "max_utilisation_after_lowering": self.guard.max_utilisation_after_lowering,
         })
     }
@@ -599,7 +606,9 @@ impl Agent {
                 learner.experience.push(transition);
                 choices
             }
-            None => self.policy.greedy(&obs, snapshot),
+            None => self
+                .policy
+                .greedy(&obs, snapshot, self.guard.ds2_tie_margin),
         };
         let actions: Vec<StageAction> = choices.iter().map(|c| c.action).collect();
         let proposal_config = proposal(&obs, &snapshot.config, &actions);

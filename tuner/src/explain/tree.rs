@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::{ExplainError, StageDecision};
 use crate::agent::actions::StageAction;
-use crate::agent::actions::greedy_move;
+use crate::agent::actions::{DS2_TIE_MARGIN, greedy_move};
 use crate::agent::features::{FEATURE_NAMES, FEATURES};
 use crate::agent::policy::{BUFFER_ACTIONS, PARALLELISM_ACTIONS};
 
@@ -29,7 +29,12 @@ const BUFFER_MOVE_OF_EFFECT: [usize; BUFFER_ACTIONS] = [1, 0, 2];
 
 /// The policy's move for `d`, as an effect on the stage (0: the parallelism stays).
 pub fn effective_move(d: &StageDecision) -> usize {
-    let k = greedy_move(&d.probabilities, d.from, d.ds2.unwrap_or(d.from));
+    let k = greedy_move(
+        &d.probabilities,
+        d.from,
+        d.ds2.unwrap_or(d.from),
+        DS2_TIE_MARGIN,
+    );
     if k == 0 {
         return 0;
     }

@@ -130,6 +130,10 @@ pub struct Args {
     /// epoch merely puts off (the finisher makes the same lowering next) gets that relief.
     #[arg(long, requires = "lookahead_keep_margin_held_only")]
     lookahead_held_only_postponed: bool,
+    /// With `--lookahead-keep-margin-held-only`: only a lowering DS2 makes at the same epoch,
+    /// to DS2's own suggestion, gets that relief.
+    #[arg(long, requires = "lookahead_keep_margin_held_only")]
+    lookahead_held_only_with_ds2: bool,
     /// With `--lookahead-keep-margin-held-only`: what a lowering relieved of the keep margin
     /// must still beat keeping the stage one epoch by.
     #[arg(
@@ -229,6 +233,7 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         lookahead_keep_margin_held_only: args.lookahead_keep_margin_held_only,
         lookahead_held_only_within_limit: args.lookahead_held_only_within_limit,
         lookahead_held_only_postponed: args.lookahead_held_only_postponed,
+        lookahead_held_only_with_ds2: args.lookahead_held_only_with_ds2,
         lookahead_postpone_margin: args.lookahead_postpone_margin,
         lookahead_guarded_lowerings: args.lookahead_guarded_lowerings,
         lookahead_buffers: args.lookahead_buffers,

@@ -169,6 +169,11 @@ pub struct PpoConfig {
     /// or lets the finisher make two lowerings one, the keep saves a reconfiguration and keeps
     /// the margin against the lowering, as without the relief.
     pub lookahead_held_only_postponed: bool,
+    /// With `lookahead_keep_margin_held_only`: that relief goes only to a lowering DS2 makes
+    /// at the same epoch, to DS2's own suggestion. The network may then lower with DS2 rather
+    /// than an epoch after it, but a lowering DS2 does not make now (before DS2, or below its
+    /// suggestion) still has to beat keeping the stage by the margin.
+    pub lookahead_held_only_with_ds2: bool,
     /// With `lookahead_keep_margin_held_only`: what a lowering relieved of the keep margin must
     /// still beat its one-epoch postponement by (summed reward over the rest of a run). At 0
     /// it competes on value alone, and a lowering worth one thread-epoch more than waiting
@@ -237,6 +242,7 @@ impl Default for PpoConfig {
             lookahead_keep_margin_held_only: false,
             lookahead_held_only_within_limit: false,
             lookahead_held_only_postponed: false,
+            lookahead_held_only_with_ds2: false,
             lookahead_postpone_margin: 0.0,
             lookahead_guarded_lowerings: false,
             lookahead_buffers: false,

@@ -182,7 +182,7 @@ fn labelled_run(
             // stays the label unless another beats it by that much.
             // Leaving the stage where it is gets the keep margin on top.
             let favour = |p: usize, value: f64| {
-                let relieved = relieved_of_the_margin(cfg, p, kept_then, limited(p));
+                let relieved = relieved_of_the_margin(cfg, p, kept_then, limited(p), base_p);
                 keep_favour(cfg, p, now, value, held.filter(|_| relieved))
             };
             let mut values: Vec<(usize, f64)> = vec![(
@@ -313,15 +313,18 @@ fn keep_favour(cfg: &PpoConfig, p: usize, now: usize, value: f64, held: Option<f
 /// Whether a lowering to `p` may have the held-only relief of the keep margin: with
 /// `lookahead_held_only_postponed`, only when keeping the stage one epoch leads the finisher
 /// to `p` itself (`kept_then`); with `lookahead_held_only_within_limit`, only when the live
-/// loop's utilisation limit leaves it at `p` (`limited`).
+/// loop's utilisation limit leaves it at `p` (`limited`); with `lookahead_held_only_with_ds2`,
+/// only when `p` is DS2's own move at this epoch (`ds2`).
 fn relieved_of_the_margin(
     cfg: &PpoConfig,
     p: usize,
     kept_then: Option<usize>,
     limited: usize,
+    ds2: usize,
 ) -> bool {
     (!cfg.lookahead_held_only_postponed || kept_then == Some(p))
         && (!cfg.lookahead_held_only_within_limit || limited == p)
+        && (!cfg.lookahead_held_only_with_ds2 || ds2 == p)
 }
 
 /// The policy's name for moving a stage (whose moves lead to `outcomes`) to parallelism `p`,

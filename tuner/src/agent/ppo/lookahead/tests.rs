@@ -490,29 +490,76 @@ fn the_held_only_relief_for_postponements_still_lowers_selectives_writer_at_once
 }
 
 #[test]
-fn only_a_lowering_merely_put_off_or_within_the_limit_is_relieved_of_the_margin() {
+fn the_held_only_relief_with_ds2_lowers_selectives_writer_with_ds2_and_no_earlier() {
+    // Relieved only where DS2 lowers the writer itself, the labels stop waiting an epoch
+    // after DS2; a lowering before DS2's or below it keeps the margin, so no more of those.
+    let labels = |with_ds2: bool| {
+        let cfg = PpoConfig {
+            lookahead_keep_margin_held_only: with_ds2,
+            lookahead_held_only_with_ds2: with_ds2,
+            ..keep_margin_runs(2)
+        };
+        ds2_round(&training_workload("selective"), &cfg).labels
+    };
+    let (margin, with_ds2) = (labels(false), labels(true));
+    assert!(
+        writer_waits(&with_ds2) < writer_waits(&margin),
+        "{} vs {}",
+        writer_waits(&with_ds2),
+        writer_waits(&margin)
+    );
+    assert!(below_ds2(&with_ds2) <= below_ds2(&margin));
+}
+
+#[test]
+fn only_a_lowering_merely_put_off_within_the_limit_or_with_ds2_is_relieved_of_the_margin() {
     let cfg = |postponed, within_limit| PpoConfig {
         lookahead_keep_margin_held_only: true,
         lookahead_held_only_postponed: postponed,
         lookahead_held_only_within_limit: within_limit,
         ..PpoConfig::default()
     };
-    // Lowering from 3 to 1. Unrestricted, the relief goes to any lowering.
-    assert!(relieved_of_the_margin(&cfg(false, false), 1, None, 2));
+    // Lowering from 3 to 1, DS2 keeping the stage at 3 (which only the DS2 condition reads).
+    // Unrestricted, the relief goes to any lowering.
+    let keeps = 3;
+    assert!(relieved_of_the_margin(
+        &cfg(false, false),
+        1,
+        None,
+        2,
+        keeps
+    ));
     // Postponed: only when the kept stage's finisher lowers it to 1 itself next epoch, not
     // when it keeps it (None or 3), nor when it lowers it part of the way, nor when keeping
     // lets two steps down become one.
     let postponed = cfg(true, false);
-    assert!(relieved_of_the_margin(&postponed, 2, Some(2), 2));
+    assert!(relieved_of_the_margin(&postponed, 2, Some(2), 2, keeps));
     for then in [None, Some(3), Some(2)] {
-        assert!(!relieved_of_the_margin(&postponed, 1, then, 1), "{then:?}");
+        assert!(
+            !relieved_of_the_margin(&postponed, 1, then, 1, keeps),
+            "{then:?}"
+        );
     }
-    assert!(!relieved_of_the_margin(&postponed, 2, Some(1), 2));
+    assert!(!relieved_of_the_margin(&postponed, 2, Some(1), 2, keeps));
     // Within the limit: not where the limit would hold the stage at 2.
     let within = cfg(false, true);
-    assert!(!relieved_of_the_margin(&within, 1, None, 2));
-    assert!(relieved_of_the_margin(&within, 1, None, 1));
-    assert!(!relieved_of_the_margin(&cfg(true, true), 1, Some(1), 2));
+    assert!(!relieved_of_the_margin(&within, 1, None, 2, keeps));
+    assert!(relieved_of_the_margin(&within, 1, None, 1, keeps));
+    assert!(!relieved_of_the_margin(
+        &cfg(true, true),
+        1,
+        Some(1),
+        2,
+        keeps
+    ));
+    // With DS2: only DS2's own lowering at this epoch, not one before it or below it.
+    let with_ds2 = PpoConfig {
+        lookahead_held_only_with_ds2: true,
+        ..cfg(false, false)
+    };
+    assert!(relieved_of_the_margin(&with_ds2, 1, None, 1, 1));
+    assert!(!relieved_of_the_margin(&with_ds2, 1, None, 1, keeps));
+    assert!(!relieved_of_the_margin(&with_ds2, 1, None, 1, 2));
 }
 
 #[test]

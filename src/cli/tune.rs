@@ -16,7 +16,7 @@ use rheo::tuner::env::{EngineEnv, Environment, SimEnv};
 use rheo::tuner::explain::runlog::LoggedEpoch;
 use rheo::tuner::explain::{Analysis, LiveExplainer, report};
 use rheo::tuner::run::{EpochRecord, RunLog, run};
-use rheo::tuner::scoreboard::{Backend, agent_ds2_base, context, sim_params};
+use rheo::tuner::scoreboard::{Backend, agent_ds2_base, context, decision_budget_us, sim_params};
 use rheo::tuner::spec::Workload;
 use rheo::tuner::tuners::{Ds2, Ds2Base, Ds2Knobs, Oracle, Static, Tuner, plan_oracle};
 
@@ -83,8 +83,10 @@ pub struct Args {
     #[arg(long, value_parser = parse_limit)]
     limit: Vec<(String, (usize, usize))>,
     /// Agent: most microseconds a decision may take; a slower one is dropped (no change).
-    #[arg(long, default_value_t = GuardConfig::default().decision_budget_us)]
-    decision_budget_us: u64,
+    /// Default: 1000 on the engine, none on the simulator (its epochs do not wait for a
+    /// decision, and a budget would make its runs depend on how busy the machine is)
+    #[arg(long)]
+    decision_budget_us: Option<u64>,
     /// Agent: a lowering leaves the stage's workers busy at most this share of the time at
     /// the epoch's rates (lowered only that far, or held), unless DS2 suggests going as low;
     /// 0 turns the limit off.
@@ -175,7 +177,7 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             ))))
         }
         "agent" => {
-            let (built, header) = make_agent(&args, &workload)?;
+            let (built, header) = make_agent(&args, &workload, backend)?;
             cx.ds2_base = if args.ds2_factor.is_some() || args.ds2_catch_up.is_some() {
                 Ds2Base {
                     factor: args.ds2_factor.unwrap_or(0.0),
@@ -322,10 +324,11 @@ pub fn run_tune(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The agent `args` ask for, and its checkpoint's header.
+/// The agent `args` ask for on `backend`, and its checkpoint's header.
 fn make_agent(
     args: &Args,
     workload: &Workload,
+    backend: Backend,
 ) -> Result<(Agent, CheckpointHeader), Box<dyn std::error::Error>> {
     let (policy, header) = Policy::load(&args.checkpoint)?;
     for (flag, stage) in args
@@ -342,7 +345,9 @@ fn make_agent(
         cooldown_epochs: args.cooldown,
         pins: args.pin.iter().cloned().collect(),
         limits: args.limit.iter().cloned().collect(),
-        decision_budget_us: args.decision_budget_us,
+        decision_budget_us: args
+            .decision_budget_us
+            .unwrap_or(decision_budget_us(backend)),
         fallback: args.fallback.fallback(),
         ds2_tie_margin: args.fallback.ds2_tie_margin,
         max_utilisation_after_lowering: (args.max_utilisation_after_lowering > 0.0)

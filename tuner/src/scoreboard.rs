@@ -165,6 +165,16 @@ pub fn agent_ds2_base(
     })
 }
 
+/// The agent's decision budget on `backend`: the live loop's on the engine; none on the
+/// simulator, whose epochs do not wait for a decision, so that its rows do not depend on how
+/// busy the machine was (a decision dropped over budget would change the run).
+pub fn decision_budget_us(backend: Backend) -> u64 {
+    match backend {
+        Backend::Engine => GuardConfig::default().decision_budget_us,
+        Backend::Sim => u64::MAX,
+    }
+}
+
 /// One run of `kind` on `workload`.
 pub fn run_once(
     workload: &Workload,
@@ -197,6 +207,7 @@ pub fn run_once(
                 GuardConfig {
                     fallback: *fallback,
                     ds2_tie_margin: *tie_margin,
+                    decision_budget_us: decision_budget_us(backend),
                     ..GuardConfig::default()
                 },
                 Controls::default(),

@@ -5,10 +5,11 @@
 //! the busiest worker; a hand-over's short pause and the queue it carries; a stalling source's
 //! shortfall with empty queues.
 
+use rheo_tuner::agent::guard::GuardConfig;
 use rheo_tuner::env::sim::{Carry, Model, Reconfiguration, initial_config};
 use rheo_tuner::env::{SimEnv, SimParams};
 use rheo_tuner::run::run;
-use rheo_tuner::scoreboard::{Backend, TunerKind, context, row, run_once};
+use rheo_tuner::scoreboard::{Backend, TunerKind, context, decision_budget_us, row, run_once};
 use rheo_tuner::spec::Workload;
 use rheo_tuner::tuners::{Ds2, Ds2Knobs, Static};
 
@@ -443,4 +444,15 @@ fn a_stalling_source_falls_short_with_empty_queues_and_catches_up() {
         let source = &s.sources[0];
         assert!(source.emitted + 1 >= source.offered, "{source:?}");
     }
+}
+
+#[test]
+fn the_agents_decision_budget_binds_on_the_engine_only() {
+    // The simulator's epochs do not wait for a decision; a wall-clock budget there would drop
+    // decisions on a busy machine and change the run.
+    assert_eq!(decision_budget_us(Backend::Sim), u64::MAX);
+    assert_eq!(
+        decision_budget_us(Backend::Engine),
+        GuardConfig::default().decision_budget_us
+    );
 }

@@ -142,6 +142,14 @@ pub struct Args {
         requires = "lookahead_keep_margin_held_only"
     )]
     lookahead_postpone_margin: f64,
+    /// With `--lookahead-keep-margin-held-only`: the first lookahead round (from 0) whose
+    /// labels get that relief; earlier rounds keep the margin (0: every round).
+    #[arg(
+        long,
+        default_value_t = 0,
+        requires = "lookahead_keep_margin_held_only"
+    )]
+    lookahead_relief_from_round: usize,
     /// Value a lowering that the live loop's utilisation limit would hold back by what the
     /// limit makes of it (training itself runs without the limit).
     #[arg(long)]
@@ -235,6 +243,7 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         lookahead_held_only_postponed: args.lookahead_held_only_postponed,
         lookahead_held_only_with_ds2: args.lookahead_held_only_with_ds2,
         lookahead_postpone_margin: args.lookahead_postpone_margin,
+        lookahead_relief_from_round: args.lookahead_relief_from_round,
         lookahead_guarded_lowerings: args.lookahead_guarded_lowerings,
         lookahead_buffers: args.lookahead_buffers,
         lookahead_buffer_margin: args.lookahead_buffer_margin,

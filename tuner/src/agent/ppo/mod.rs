@@ -181,6 +181,13 @@ pub struct PpoConfig {
     /// want back, a reconfiguration more; above one thread-epoch only a lowering that pays
     /// for more than that wins, such as lowering selective's writer before DS2 does.
     pub lookahead_postpone_margin: f64,
+    /// With `lookahead_keep_margin_held_only`: the first lookahead round whose labels get that
+    /// relief (0: every round). The first round's forks are finished by tuned DS2, which makes
+    /// any lowering it wants an epoch later itself, so every such lowering looks merely put
+    /// off there (trims between bursts included); from the second round on the network
+    /// finishes the forks, and a lowering counts as put off only where the network itself
+    /// would make it.
+    pub lookahead_relief_from_round: usize,
     /// Value a lowering that the live loop's utilisation limit would hold back
     /// ([`GuardConfig::default`]'s `max_utilisation_after_lowering`, at the epoch's rates) by
     /// the fork of what the limit makes of it, as the live loop would apply it. Training runs
@@ -244,6 +251,7 @@ impl Default for PpoConfig {
             lookahead_held_only_postponed: false,
             lookahead_held_only_with_ds2: false,
             lookahead_postpone_margin: 0.0,
+            lookahead_relief_from_round: 0,
             lookahead_guarded_lowerings: false,
             lookahead_buffers: false,
             lookahead_buffer_margin: 0.1,
@@ -462,7 +470,7 @@ pub fn train(
             let mut next = lookahead::lookahead_round(
                 workloads,
                 &stats,
-                cfg,
+                &lookahead::round_config(cfg, round),
                 behaviour.as_ref(),
                 round as u64,
             )?;

@@ -68,6 +68,16 @@ pub(super) fn lookahead_round(
     })
 }
 
+/// The settings lookahead round `round` labels with: `cfg`, without the held-only relief of
+/// the keep margin before `cfg.lookahead_relief_from_round`.
+pub(super) fn round_config(cfg: &PpoConfig, round: usize) -> PpoConfig {
+    PpoConfig {
+        lookahead_keep_margin_held_only: cfg.lookahead_keep_margin_held_only
+            && round >= cfg.lookahead_relief_from_round,
+        ..cfg.clone()
+    }
+}
+
 /// One simulated run of `w` under `behaviour`, every decision labelled by lookahead.
 fn labelled_run(
     w: &TrainingWorkload,

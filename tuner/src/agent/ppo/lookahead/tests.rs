@@ -607,3 +607,26 @@ fn a_move_is_named_as_ds2s_demonstrations_name_it() {
         assert_eq!(name_move(&outs, &pm, suggested + 1, now, suggested), 3);
     }
 }
+
+#[test]
+fn the_held_only_relief_starts_at_the_round_asked_for() {
+    let cfg = PpoConfig {
+        lookahead_keep_margin_held_only: true,
+        lookahead_relief_from_round: 1,
+        ..PpoConfig::default()
+    };
+    assert!(!round_config(&cfg, 0).lookahead_keep_margin_held_only);
+    assert!(round_config(&cfg, 1).lookahead_keep_margin_held_only);
+    assert!(round_config(&cfg, 11).lookahead_keep_margin_held_only);
+    // Without the relief asked for, no round has it; from round 0, every round does.
+    let off = PpoConfig {
+        lookahead_keep_margin_held_only: false,
+        ..cfg.clone()
+    };
+    assert!(!round_config(&off, 5).lookahead_keep_margin_held_only);
+    let every = PpoConfig {
+        lookahead_relief_from_round: 0,
+        ..cfg
+    };
+    assert!(round_config(&every, 0).lookahead_keep_margin_held_only);
+}

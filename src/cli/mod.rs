@@ -12,7 +12,7 @@ pub mod tune;
 
 use rheo::tuner::agent::guard::{Fallback, LIVE_DS2_TIE_MARGIN};
 
-/// The agent's DS2 fallback, as `tune` and `scoreboard` take it.
+/// The agent's DS2 fallback and its near-tie rule, as `tune` and `scoreboard` take them.
 #[derive(clap::Args, Debug, Clone)]
 pub struct FallbackArgs {
     /// Agent: never fall back to DS2's suggestion.

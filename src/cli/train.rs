@@ -150,6 +150,11 @@ pub struct Args {
         requires = "lookahead_keep_margin_held_only"
     )]
     lookahead_relief_from_round: usize,
+    /// Model selection keeps a candidate that meets the agent's targets against tuned DS2 on
+    /// the selection seeds (below DS2 on no workload, above it on the mean, fewer
+    /// reconfigurations in total) when any does, rather than the best-scoring one.
+    #[arg(long)]
+    select_on_targets: bool,
     /// Value a lowering that the live loop's utilisation limit would hold back by what the
     /// limit makes of it (training itself runs without the limit).
     #[arg(long)]
@@ -244,6 +249,7 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         lookahead_held_only_with_ds2: args.lookahead_held_only_with_ds2,
         lookahead_postpone_margin: args.lookahead_postpone_margin,
         lookahead_relief_from_round: args.lookahead_relief_from_round,
+        select_on_targets: args.select_on_targets,
         lookahead_guarded_lowerings: args.lookahead_guarded_lowerings,
         lookahead_buffers: args.lookahead_buffers,
         lookahead_buffer_margin: args.lookahead_buffer_margin,

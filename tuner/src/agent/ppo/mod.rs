@@ -34,7 +34,7 @@ use crate::tuners::{Ds2, Ds2Base, Ds2Knobs, TuneContext};
 pub use demos::demonstrations;
 use rollout::{Episode, rollout};
 pub use rollout::{feature_stats, random_profile, randomised};
-pub use selection::{Candidate, SelectionRow};
+pub use selection::{Candidate, SelectionRow, meets_targets};
 use update::update;
 pub use update::{advantages, fine_tune};
 
@@ -188,6 +188,11 @@ pub struct PpoConfig {
     /// finishes the forks, and a lowering counts as put off only where the network itself
     /// would make it.
     pub lookahead_relief_from_round: usize,
+    /// Model selection keeps, among the candidates, one that meets the agent's targets against
+    /// tuned DS2 on the selection seeds ([`meets_targets`]: nowhere below DS2, above
+    /// it on the mean, fewer reconfigurations) when any does, the best-scoring otherwise; off,
+    /// the best-scoring.
+    pub select_on_targets: bool,
     /// Value a lowering that the live loop's utilisation limit would hold back
     /// ([`GuardConfig::default`]'s `max_utilisation_after_lowering`, at the epoch's rates) by
     /// the fork of what the limit makes of it, as the live loop would apply it. Training runs
@@ -252,6 +257,7 @@ impl Default for PpoConfig {
             lookahead_held_only_with_ds2: false,
             lookahead_postpone_margin: 0.0,
             lookahead_relief_from_round: 0,
+            select_on_targets: false,
             lookahead_guarded_lowerings: false,
             lookahead_buffers: false,
             lookahead_buffer_margin: 0.1,
@@ -500,8 +506,9 @@ pub fn train(
                 &baseline,
                 &selection_seeds,
             )?;
-            if best.as_ref().is_none_or(|(s, _, _)| scored.score > *s) {
-                best = Some((scored.score, net, round + 1));
+            let key = selection::rank(&scored, &baseline, cfg.select_on_targets);
+            if best.as_ref().is_none_or(|(b, _, _)| key > *b) {
+                best = Some((key, net, round + 1));
             }
             candidates.push(scored);
         }
@@ -532,7 +539,8 @@ pub fn train(
                 &baseline,
                 &selection_seeds,
             )?;
-            let best = (first.score, model.valid(), 0);
+            let key = selection::rank(&first, &baseline, cfg.select_on_targets);
+            let best = (key, model.valid(), 0);
             candidates.push(first);
             best
         }
@@ -645,14 +653,15 @@ pub fn train(
             let done = cfg.lookahead_rounds + iteration + 1;
             let scored =
                 selection::candidate(done, &net, &stats, workloads, &baseline, &selection_seeds)?;
-            if scored.score > best.0 {
-                best = (scored.score, net, done);
+            let key = selection::rank(&scored, &baseline, cfg.select_on_targets);
+            if key > best.0 {
+                best = (key, net, done);
             }
             candidates.push(scored);
         }
     }
     let (net, selected) = if cfg.select_every > 0 || cfg.lookahead_rounds > 0 {
-        (best.1, Some((best.2, best.0)))
+        (best.1, Some((best.2, best.0.1)))
     } else {
         (model.valid(), None)
     };

@@ -108,6 +108,35 @@ pub(super) fn candidate(
     })
 }
 
+/// Whether `candidate` meets the agent's targets against tuned DS2 (`baseline`) on the
+/// selection seeds: at or above DS2's objective on every workload (within 1e-6, far below any
+/// figure reported), strictly above it on the mean, and fewer reconfigurations in total.
+pub fn meets_targets(candidate: &Candidate, baseline: &[SelectionRow]) -> bool {
+    let n = baseline.len().max(1) as f64;
+    let mean = |rows: &[SelectionRow]| rows.iter().map(|r| r.objective).sum::<f64>() / n;
+    let changes = |rows: &[SelectionRow]| rows.iter().map(|r| r.reconfigurations).sum::<f64>();
+    candidate
+        .rows
+        .iter()
+        .zip(baseline)
+        .all(|(own, ds2)| own.objective >= ds2.objective - 1e-6)
+        && mean(&candidate.rows) > mean(baseline)
+        && changes(&candidate.rows) < changes(baseline)
+}
+
+/// The key candidates are ranked by (higher is better): the selection score or, with
+/// `on_targets`, first whether the candidate [`meets_targets`], then the score.
+pub(super) fn rank(
+    candidate: &Candidate,
+    baseline: &[SelectionRow],
+    on_targets: bool,
+) -> (bool, f64) {
+    (
+        on_targets && meets_targets(candidate, baseline),
+        candidate.score,
+    )
+}
+
 /// `one` run per seed of `seeds`, averaged.
 fn over_seeds(
     seeds: &[u64],
@@ -138,5 +167,59 @@ mod tests {
         let most = selection_seeds(EVALUATION_SEEDS[0] as usize);
         assert_eq!(most.len(), 1000);
         assert!(most.iter().all(|s| !EVALUATION_SEEDS.contains(s)));
+    }
+
+    fn rows(of: &[(f64, f64)]) -> Vec<SelectionRow> {
+        of.iter()
+            .map(|&(objective, reconfigurations)| SelectionRow {
+                objective,
+                reconfigurations,
+            })
+            .collect()
+    }
+
+    fn candidate(score: f64, of: &[(f64, f64)]) -> Candidate {
+        Candidate {
+            iteration: 1,
+            rows: rows(of),
+            score,
+        }
+    }
+
+    #[test]
+    fn a_candidate_meets_the_targets_only_at_or_above_ds2_everywhere_with_fewer_changes() {
+        let ds2 = rows(&[(0.80, 3.0), (0.90, 4.0)]);
+        // Level on one workload, ahead on the other, one change fewer.
+        assert!(meets_targets(
+            &candidate(0.0, &[(0.80, 2.0), (0.91, 4.0)]),
+            &ds2
+        ));
+        // Ahead on the mean but a hair below on one workload.
+        assert!(!meets_targets(
+            &candidate(0.0, &[(0.7999, 2.0), (0.95, 4.0)]),
+            &ds2
+        ));
+        // As many changes as DS2.
+        assert!(!meets_targets(
+            &candidate(0.0, &[(0.85, 3.0), (0.95, 4.0)]),
+            &ds2
+        ));
+        // DS2 itself: not above it on the mean.
+        assert!(!meets_targets(
+            &candidate(0.0, &[(0.80, 2.0), (0.90, 4.0)]),
+            &ds2
+        ));
+    }
+
+    #[test]
+    fn on_targets_a_candidate_meeting_them_outranks_a_better_scoring_one() {
+        let ds2 = rows(&[(0.80, 3.0)]);
+        let meets = candidate(0.81, &[(0.81, 2.0)]);
+        let busier = candidate(0.83, &[(0.83, 4.0)]);
+        assert!(rank(&busier, &ds2, false) > rank(&meets, &ds2, false));
+        assert!(rank(&meets, &ds2, true) > rank(&busier, &ds2, true));
+        // Among candidates that meet them (or that do not), the score decides.
+        let better = candidate(0.82, &[(0.82, 2.0)]);
+        assert!(rank(&better, &ds2, true) > rank(&meets, &ds2, true));
     }
 }

@@ -186,8 +186,10 @@ impl Controller {
                 recv(commands) -> cmd => match cmd {
                     Ok(Command::Reconfigure(cfg, reply)) => {
                         let result = self.reconfigure(cfg);
-                        let _ = reply.send(result);
+                        // Published before the reply, so a caller that reads the job's
+                        // configuration once `reconfigure` returns sees the change.
                         *self.shared.config.lock() = self.config.clone();
+                        let _ = reply.send(result);
                         // Sources may have run out while the barrier was in flight.
                         self.finish_if_exhausted();
                     }

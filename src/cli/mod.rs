@@ -10,7 +10,7 @@ pub mod scoreboard;
 pub mod train;
 pub mod tune;
 
-use rheo::tuner::agent::guard::{Fallback, LIVE_DS2_TIE_MARGIN};
+use rheo::tuner::agent::guard::{Fallback, GuardConfig};
 
 /// The agent's DS2 fallback and its near-tie rule, as `tune` and `scoreboard` take them.
 #[derive(clap::Args, Debug, Clone)]
@@ -28,7 +28,7 @@ pub struct FallbackArgs {
     fallback_distance: f64,
     /// Agent: take another parallelism than DS2's suggestion only when the policy gives it
     /// this much more probability (near-ties go to DS2; the move stays the policy's own)
-    #[arg(long, default_value_t = LIVE_DS2_TIE_MARGIN, value_parser = parse_tie_margin)]
+    #[arg(long, default_value_t = GuardConfig::default().ds2_tie_margin, value_parser = parse_tie_margin)]
     pub ds2_tie_margin: f32,
 }
 

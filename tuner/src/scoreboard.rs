@@ -58,13 +58,9 @@ pub enum TunerKind {
         base: Ds2Base,
         /// How much more probable than DS2's suggestion another move must be for the agent
         /// to take it ([`GuardConfig::ds2_tie_margin`]).
-        #[serde(default = "live_ds2_tie_margin")]
+        #[serde(default = "crate::agent::guard::default_ds2_tie_margin")]
         tie_margin: f32,
     },
-}
-
-fn live_ds2_tie_margin() -> f32 {
-    crate::agent::guard::LIVE_DS2_TIE_MARGIN
 }
 
 impl TunerKind {

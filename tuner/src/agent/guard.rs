@@ -51,12 +51,12 @@ pub struct GuardConfig {
     pub ds2_tie_margin: f32,
 }
 
-fn default_ds2_tie_margin() -> f32 {
-    LIVE_DS2_TIE_MARGIN
+/// The live loop's default [`GuardConfig::ds2_tie_margin`]: training's
+/// ([`DS2_TIE_MARGIN`](super::actions::DS2_TIE_MARGIN)), which a sweep of the live margin kept
+/// (docs/benchmarks.md, RL agent).
+pub(crate) fn default_ds2_tie_margin() -> f32 {
+    super::actions::DS2_TIE_MARGIN
 }
-
-/// The live loop's default [`GuardConfig::ds2_tie_margin`] (docs/benchmarks.md, RL agent).
-pub const LIVE_DS2_TIE_MARGIN: f32 = super::actions::DS2_TIE_MARGIN;
 
 /// The DS2 fallback: a stage whose parallelism choice the policy is unsure of, or whose
 /// observation lies outside what the policy was trained on, takes DS2's suggestion instead.
@@ -117,7 +117,7 @@ impl Default for GuardConfig {
             decision_budget_us: 1000,
             fallback: Some(Fallback::default()),
             max_utilisation_after_lowering: Some(0.95),
-            ds2_tie_margin: LIVE_DS2_TIE_MARGIN,
+            ds2_tie_margin: default_ds2_tie_margin(),
         }
     }
 }
@@ -273,12 +273,12 @@ pub fn lowering_within_utilisation(
 
 #[cfg(test)]
 mod tests {
-    use super::{GuardConfig, LIVE_DS2_TIE_MARGIN, lowering_within_utilisation};
+    use super::{GuardConfig, lowering_within_utilisation};
     use crate::agent::actions::DS2_TIE_MARGIN;
 
     #[test]
-    fn the_tie_margin_defaults_to_the_live_one_and_training_keeps_its_own() {
-        assert_eq!(GuardConfig::default().ds2_tie_margin, LIVE_DS2_TIE_MARGIN);
+    fn the_live_tie_margin_defaults_to_trainings_and_old_settings_read_back_with_it() {
+        assert_eq!(GuardConfig::default().ds2_tie_margin, DS2_TIE_MARGIN);
         assert_eq!(GuardConfig::training().ds2_tie_margin, DS2_TIE_MARGIN);
         // Settings written before the margin was a setting read back with the default.
         let mut old = serde_json::to_value(GuardConfig {

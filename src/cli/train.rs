@@ -9,7 +9,7 @@ use rheo::tuner::agent::checkpoint::{CheckpointHeader, save};
 use rheo::tuner::agent::curve::{
     read_experience, write_csv, write_experience, write_selection_csv, write_svg,
 };
-use rheo::tuner::agent::ppo::{PpoConfig, TrainingWorkload, fine_tune, train};
+use rheo::tuner::agent::ppo::{PpoConfig, TrainingWorkload, fine_tune, train_from};
 use rheo::tuner::scoreboard::{Backend, EVALUATION_SEEDS, sim_params, tune_ds2};
 use rheo::tuner::spec::Workload;
 use rheo::tuner::tuners::Ds2Base;
@@ -23,7 +23,12 @@ pub struct Args {
     /// Offline training: replay this experience log (from `--experience`) into `--from`.
     #[arg(long, requires = "from")]
     replay: Option<PathBuf>,
-    /// The checkpoint offline training starts from.
+    /// The checkpoint training starts from. With `--replay`: offline PPO passes over the log.
+    /// Otherwise the run starts from its weights and feature statistics instead of fresh ones
+    /// (its first lookahead round labels the checkpoint's own runs, and the checkpoint is
+    /// candidate 0 of the model selection); it must have been trained on the same workloads,
+    /// with the same `--tuned-base`. The new checkpoint's command and training time include
+    /// the start's.
     #[arg(long)]
     from: Option<PathBuf>,
     /// Where to write the checkpoint; the learning curve goes beside it.
@@ -266,15 +271,25 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let trained = train(&workloads, &cfg, |p| {
+    let names: Vec<String> = workloads.iter().map(|w| w.workload.name.clone()).collect();
+    let start = match &args.from {
+        Some(from) => Some(starting_point(from, &names, args.tuned_base)?),
+        None => None,
+    };
+    let trained = train_from(&workloads, &cfg, start.as_ref().map(|s| &s.0), |p| {
         bar.set_message(format!("objective {:.3}", p.objective));
         bar.inc(1);
     })?;
     bar.finish_and_clear();
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let mut header =
-        CheckpointHeader::new(trained.stats.clone(), cfg.seed, command, trained.seconds);
-    header.workloads = workloads.iter().map(|w| w.workload.name.clone()).collect();
+    let mut command = std::env::args().collect::<Vec<_>>().join(" ");
+    let mut training_s = trained.seconds;
+    if let Some((_, original)) = &start {
+        // The checkpoint is reproduced by both commands, and took both their times.
+        command = format!("{} && {command}", original.command);
+        training_s += original.training_s;
+    }
+    let mut header = CheckpointHeader::new(trained.stats.clone(), cfg.seed, command, training_s);
+    header.workloads = names;
     header.tuned_ds2_base = args.tuned_base;
     save(&args.out, &trained.net, &header)?;
     let csv = beside(&args.out, ".curve.csv");
@@ -309,6 +324,40 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         selection.display()
     );
     Ok(())
+}
+
+/// The policy a training run starts from (`--from` without `--replay`), and its header; it
+/// must have been trained on `workloads` with the same `tuned_base`, so its feature statistics
+/// and the DS2 its moves are offsets from are the run's.
+fn starting_point(
+    from: &Path,
+    workloads: &[String],
+    tuned_base: bool,
+) -> Result<(Policy, CheckpointHeader), Box<dyn std::error::Error>> {
+    let (policy, header) = Policy::load(from)?;
+    if header.workloads != workloads {
+        return Err(format!(
+            "--from {}: trained on {:?}, this run trains on {:?}",
+            from.display(),
+            header.workloads,
+            workloads
+        )
+        .into());
+    }
+    if header.tuned_ds2_base != tuned_base {
+        return Err(format!(
+            "--from {}: trained {} --tuned-base, this run {} it",
+            from.display(),
+            if header.tuned_ds2_base {
+                "with"
+            } else {
+                "without"
+            },
+            if tuned_base { "has" } else { "lacks" }
+        )
+        .into());
+    }
+    Ok((policy, header))
 }
 
 /// More PPO passes over a logged experience, starting from a checkpoint.

@@ -10,7 +10,7 @@ use rheo_tuner::agent::curve::{read_experience, write_experience};
 use rheo_tuner::agent::features::{FEATURES, FeatureStats, History, observe};
 use rheo_tuner::agent::guard::{Controls, GuardConfig, GuardState, Verdict, effective_bounds};
 use rheo_tuner::agent::policy::PolicyNet;
-use rheo_tuner::agent::ppo::{PpoConfig, TrainingWorkload, fine_tune, train};
+use rheo_tuner::agent::ppo::{PpoConfig, TrainingWorkload, fine_tune, train, train_from};
 use rheo_tuner::env::{Environment, SimEnv, SimParams};
 use rheo_tuner::run::run;
 use rheo_tuner::scoreboard::context;
@@ -336,6 +336,63 @@ fn short_ppo_run(stage_credit: bool) {
     let result = run(&mut env, &mut agent, &context(&w), None, |_, _| {}).unwrap();
     assert_eq!(result.epochs.len(), w.epochs());
     assert!(result.objective.is_finite());
+}
+
+/// `rheo train --from`: a run from a policy starts from its network and its statistics. With
+/// nothing to train it keeps the start as it is (candidate 0); a lookahead round from it labels
+/// the start's own runs, not tuned DS2's as a fresh run's first round does.
+#[test]
+fn training_from_a_policy_starts_from_its_network_and_its_runs() {
+    let w = workload();
+    let params = SimParams::nominal(&w);
+    let workloads = training_alone(&w, &params);
+    let mut stats = FeatureStats::default();
+    stats.add(&[0.5; FEATURES]);
+    stats.add(&[0.25; FEATURES]);
+    let start = Policy::new(PolicyNet::new(&Device::flex()), stats.clone());
+    let rows = vec![[0.3f32; FEATURES], [0.7; FEATURES]];
+    let cfg = PpoConfig {
+        iterations: 0,
+        lookahead_rounds: 0,
+        selection_seeds: 1,
+        ..PpoConfig::default()
+    };
+    let kept = train_from(&workloads, &cfg, Some(&start), |_| {}).unwrap();
+    assert_eq!(kept.selected.map(|s| s.0), Some(0));
+    assert_eq!(kept.candidates.len(), 1);
+    assert_eq!(
+        kept.stats, stats,
+        "the start's statistics, not the workloads'"
+    );
+    assert_eq!(
+        kept.net.infer(&rows, &Device::flex()),
+        start.net.infer(&rows, &Device::flex())
+    );
+    let cfg = PpoConfig {
+        lookahead_rounds: 1,
+        lookahead_runs: 1,
+        lookahead_policy_finish: true,
+        imitation_epochs: 1,
+        ..cfg
+    };
+    let fresh = train(&workloads, &cfg, |_| {}).unwrap();
+    let from = train_from(&workloads, &cfg, Some(&start), |_| {}).unwrap();
+    // Round 0's objective is its behaviour's on the round's runs (the same seeds): tuned DS2
+    // for the fresh run, the untrained start for the other.
+    let (fresh0, from0) = (fresh.curve[0].objective, from.curve[0].objective);
+    assert!(
+        (fresh0 - from0).abs() > 0.01,
+        "round 0 ran DS2 ({fresh0:.3}) and the start ({from0:.3}) alike"
+    );
+    // The start is a candidate beside the round's network.
+    assert_eq!(
+        from.candidates
+            .iter()
+            .map(|c| c.iteration)
+            .collect::<Vec<_>>(),
+        [0, 1]
+    );
+    assert_eq!(fresh.candidates.len(), 1);
 }
 
 /// A random policy (an untrained network, moves sampled) behind the guard, with pins, limits

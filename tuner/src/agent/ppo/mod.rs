@@ -442,15 +442,37 @@ fn monte_carlo_returns(run: &mut [Transition], gamma: f64) {
 pub fn train(
     workloads: &[TrainingWorkload],
     cfg: &PpoConfig,
+    progress: impl FnMut(&CurvePoint),
+) -> Result<Trained, EnvError> {
+    train_from(workloads, cfg, None, progress)
+}
+
+/// Like [`train`], but from `start`'s weights and feature statistics when given, rather than
+/// fresh ones: the first lookahead round then labels the start's own runs (it visits the
+/// states and, with `lookahead_policy_finish`, finishes the forks, as the network does in
+/// later rounds), the network learns only the new rounds' labels, DS2 is not imitated first,
+/// and the start is candidate 0 of the model selection, kept unless a later candidate ranks
+/// above it. More rounds of policy improvement on a trained policy change it where its own
+/// lookahead disagrees with it, and leave the rest of what it learned in place.
+pub fn train_from(
+    workloads: &[TrainingWorkload],
+    cfg: &PpoConfig,
+    start: Option<&Policy>,
     mut progress: impl FnMut(&CurvePoint),
 ) -> Result<Trained, EnvError> {
     let started = Instant::now();
-    let stats = feature_stats(workloads, &[0, 1])?;
+    let stats = match start {
+        Some(policy) => policy.stats.clone(),
+        None => feature_stats(workloads, &[0, 1])?,
+    };
     let device = Device::flex().autodiff();
     // The initial weights come from the backend's generator: seed it, so a training seed
     // names one policy.
     device.seed(cfg.seed);
     let mut model = PolicyNet::new(&device);
+    if let Some(policy) = start {
+        model = model.load_record(policy.net.clone().into_record());
+    }
     let mut optim = AdamConfig::new().init();
     let mut rng = SmallRng::seed_from_u64(cfg.seed);
     // Model selection on the training seeds (never the evaluation seeds): the greedy policy's
@@ -462,6 +484,16 @@ pub fn train(
     let mut experience = Vec::new();
     let mut total_steps = 0;
     let mut best = None;
+    if start.is_some() {
+        let net = model.valid();
+        let scored = selection::candidate(0, &net, &stats, workloads, &baseline, &selection_seeds)?;
+        best = Some((
+            selection::rank(&scored, &baseline, cfg.select_on_targets),
+            net,
+            0,
+        ));
+        candidates.push(scored);
+    }
     if cfg.lookahead_rounds > 0 {
         // Policy improvement over tuned DS2 (see `lookahead`): each round's labels join the
         // earlier rounds', the network imitates them all, and each round's network is a
@@ -472,7 +504,8 @@ pub fn train(
             ..cfg.clone()
         };
         for round in 0..cfg.lookahead_rounds {
-            let behaviour = (round > 0).then(|| Policy::new(model.valid(), stats.clone()));
+            let behaviour =
+                (round > 0 || start.is_some()).then(|| Policy::new(model.valid(), stats.clone()));
             let mut next = lookahead::lookahead_round(
                 workloads,
                 &stats,
@@ -514,7 +547,7 @@ pub fn train(
         }
         total_steps = labels.len();
         optim = AdamConfig::new().init();
-    } else if cfg.imitation_epochs > 0 {
+    } else if start.is_none() && cfg.imitation_epochs > 0 {
         // Start from DS2: the policy first learns to do what DS2 does (the residual move 0, or
         // keep while DS2 waits), then PPO learns where to differ.
         let demos = demonstrations(workloads, &stats, cfg)?;

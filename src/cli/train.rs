@@ -387,3 +387,28 @@ fn replay(log: &Path, from: &Path, out: &Path) -> Result<(), Box<dyn std::error:
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rheo::tuner::agent::features::FeatureStats;
+
+    #[test]
+    fn a_start_trained_on_other_workloads_or_another_base_is_refused_by_name() {
+        let dir = std::env::temp_dir().join(format!("rheo-train-from-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("start.ckpt");
+        let mut header = CheckpointHeader::new(FeatureStats::default(), 1, "train".into(), 5.0);
+        header.workloads = vec!["selective".into()];
+        header.tuned_ds2_base = true;
+        save(&path, &Policy::untrained().net, &header).unwrap();
+        let ok = starting_point(&path, &["selective".into()], true).unwrap();
+        assert_eq!(ok.1.training_s, 5.0);
+        let other = starting_point(&path, &["wait-step".into()], true).unwrap_err();
+        assert!(other.to_string().contains("start.ckpt"), "{other}");
+        assert!(other.to_string().contains("wait-step"), "{other}");
+        let base = starting_point(&path, &["selective".into()], false).unwrap_err();
+        assert!(base.to_string().contains("--tuned-base"), "{base}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -452,8 +452,9 @@ pub fn train(
 /// states and, with `lookahead_policy_finish`, finishes the forks, as the network does in
 /// later rounds), the network learns only the new rounds' labels, DS2 is not imitated first,
 /// and the start is candidate 0 of the model selection, kept unless a later candidate ranks
-/// above it. More rounds of policy improvement on a trained policy change it where its own
-/// lookahead disagrees with it, and leave the rest of what it learned in place.
+/// above it: more rounds of policy improvement on a trained policy, labelled where its own
+/// lookahead disagrees with it (imitating them moves the network elsewhere too: the
+/// candidates of docs/benchmarks.md, "late night", learned buffer moves in explored states).
 pub fn train_from(
     workloads: &[TrainingWorkload],
     cfg: &PpoConfig,

@@ -34,6 +34,7 @@ use crate::tuners::{Ds2, Ds2Base, Ds2Knobs, TuneContext};
 pub use demos::demonstrations;
 use rollout::{Episode, rollout};
 pub use rollout::{feature_stats, random_profile, randomised};
+use selection::Selection;
 pub use selection::{Candidate, SelectionRow, meets_targets};
 use update::update;
 pub use update::{advantages, fine_tune};
@@ -478,22 +479,12 @@ pub fn train_from(
     let mut rng = SmallRng::seed_from_u64(cfg.seed);
     // Model selection on the training seeds (never the evaluation seeds): the greedy policy's
     // objective per workload, with a penalty for falling below tuned DS2 on any of them.
-    let selection_seeds = selection::selection_seeds(cfg.selection_seeds);
-    let baseline = selection::baseline(workloads, &selection_seeds)?;
-    let mut candidates = Vec::new();
+    let mut selection = Selection::new(workloads, cfg.selection_seeds, cfg.select_on_targets)?;
     let mut curve = Vec::new();
     let mut experience = Vec::new();
     let mut total_steps = 0;
-    let mut best = None;
     if start.is_some() {
-        let net = model.valid();
-        let scored = selection::candidate(0, &net, &stats, workloads, &baseline, &selection_seeds)?;
-        best = Some((
-            selection::rank(&scored, &baseline, cfg.select_on_targets),
-            net,
-            0,
-        ));
-        candidates.push(scored);
+        selection.consider(0, model.valid(), &stats, workloads)?;
     }
     if cfg.lookahead_rounds > 0 {
         // Policy improvement over tuned DS2 (see `lookahead`): each round's labels join the
@@ -531,20 +522,7 @@ pub fn train_from(
             };
             progress(&point);
             curve.push(point);
-            let net = model.valid();
-            let scored = selection::candidate(
-                round + 1,
-                &net,
-                &stats,
-                workloads,
-                &baseline,
-                &selection_seeds,
-            )?;
-            let key = selection::rank(&scored, &baseline, cfg.select_on_targets);
-            if best.as_ref().is_none_or(|(b, _, _)| key > *b) {
-                best = Some((key, net, round + 1));
-            }
-            candidates.push(scored);
+            selection.consider(round + 1, model.valid(), &stats, workloads)?;
         }
         total_steps = labels.len();
         optim = AdamConfig::new().init();
@@ -562,23 +540,9 @@ pub fn train_from(
         model = next;
         optim = AdamConfig::new().init();
     }
-    let mut best = match best {
-        Some(best) => best,
-        None => {
-            let first = selection::candidate(
-                0,
-                &model.valid(),
-                &stats,
-                workloads,
-                &baseline,
-                &selection_seeds,
-            )?;
-            let key = selection::rank(&first, &baseline, cfg.select_on_targets);
-            let best = (key, model.valid(), 0);
-            candidates.push(first);
-            best
-        }
-    };
+    if !selection.has_best() {
+        selection.consider(0, model.valid(), &stats, workloads)?;
+    }
     for iteration in 0..cfg.iterations {
         let infer = model.valid();
         let infer_device = Device::flex();
@@ -683,21 +647,15 @@ pub fn train_from(
         curve.push(point);
         experience.extend(batch);
         if cfg.select_every > 0 && (iteration + 1) % cfg.select_every == 0 {
-            let net = model.valid();
             let done = cfg.lookahead_rounds + iteration + 1;
-            let scored =
-                selection::candidate(done, &net, &stats, workloads, &baseline, &selection_seeds)?;
-            let key = selection::rank(&scored, &baseline, cfg.select_on_targets);
-            if key > best.0 {
-                best = (key, net, done);
-            }
-            candidates.push(scored);
+            selection.consider(done, model.valid(), &stats, workloads)?;
         }
     }
-    let (net, selected) = if cfg.select_every > 0 || cfg.lookahead_rounds > 0 {
-        (best.1, Some((best.2, best.0.1)))
-    } else {
-        (model.valid(), None)
+    let (net, selected) = match selection.take_best() {
+        Some((net, iteration, score)) if cfg.select_every > 0 || cfg.lookahead_rounds > 0 => {
+            (net, Some((iteration, score)))
+        }
+        _ => (model.valid(), None),
     };
     Ok(Trained {
         net,
@@ -706,8 +664,8 @@ pub fn train_from(
         curve,
         seconds: started.elapsed().as_secs_f64(),
         experience,
-        baseline,
-        candidates,
+        baseline: selection.baseline,
+        candidates: selection.candidates,
     })
 }
 

@@ -18,7 +18,7 @@ use super::TrainingWorkload;
 /// The `n` seeds the greedy policy is scored on for model selection: 0, 1, 2, … (the first three
 /// are the scoreboard's training seeds; any `n` up to the first evaluation seed stays clear of
 /// them).
-pub(super) fn selection_seeds(n: usize) -> Vec<u64> {
+fn selection_seeds(n: usize) -> Vec<u64> {
     (0..n as u64).collect()
 }
 
@@ -47,10 +47,7 @@ pub struct Candidate {
 
 /// Tuned DS2 on each training workload over the selection `seeds`: the bar candidates are held
 /// to.
-pub(super) fn baseline(
-    workloads: &[TrainingWorkload],
-    seeds: &[u64],
-) -> Result<Vec<SelectionRow>, EnvError> {
+fn baseline(workloads: &[TrainingWorkload], seeds: &[u64]) -> Result<Vec<SelectionRow>, EnvError> {
     workloads
         .iter()
         .map(|w| {
@@ -63,10 +60,78 @@ pub(super) fn baseline(
         .collect()
 }
 
+/// A training run's model selection: tuned DS2's rows on the selection seeds, every candidate
+/// scored against them, and the best so far ([`rank`]; an earlier candidate wins a tie).
+pub(super) struct Selection {
+    seeds: Vec<u64>,
+    on_targets: bool,
+    /// Tuned DS2's rows, per training workload.
+    pub(super) baseline: Vec<SelectionRow>,
+    /// Every candidate, in the order considered.
+    pub(super) candidates: Vec<Candidate>,
+    best: Option<((bool, f64), PolicyNet, usize)>,
+}
+
+impl Selection {
+    /// Selection on seeds `0..seeds` (`on_targets`: see [`rank`]), tuned DS2 run on them.
+    pub(super) fn new(
+        workloads: &[TrainingWorkload],
+        seeds: usize,
+        on_targets: bool,
+    ) -> Result<Selection, EnvError> {
+        let seeds = selection_seeds(seeds);
+        let baseline = baseline(workloads, &seeds)?;
+        Ok(Selection {
+            seeds,
+            on_targets,
+            baseline,
+            candidates: Vec::new(),
+            best: None,
+        })
+    }
+
+    /// Scores `net` as candidate `iteration`, keeping it when it ranks above the best so far.
+    pub(super) fn consider(
+        &mut self,
+        iteration: usize,
+        net: PolicyNet,
+        stats: &FeatureStats,
+        workloads: &[TrainingWorkload],
+    ) -> Result<(), EnvError> {
+        let scored = candidate(
+            iteration,
+            &net,
+            stats,
+            workloads,
+            &self.baseline,
+            &self.seeds,
+        )?;
+        let key = rank(&scored, &self.baseline, self.on_targets);
+        if self.best.as_ref().is_none_or(|(best, _, _)| key > *best) {
+            self.best = Some((key, net, iteration));
+        }
+        self.candidates.push(scored);
+        Ok(())
+    }
+
+    /// Whether any candidate was considered.
+    pub(super) fn has_best(&self) -> bool {
+        self.best.is_some()
+    }
+
+    /// Takes the kept network, with its iteration and score (`None` if no candidate was
+    /// considered, or it was taken already).
+    pub(super) fn take_best(&mut self) -> Option<(PolicyNet, usize, f64)> {
+        self.best
+            .take()
+            .map(|((_, score), net, iteration)| (net, iteration, score))
+    }
+}
+
 /// Scores the greedy policy `net` on every training workload against `baseline`: the mean
 /// objective minus ten times the mean shortfall against tuned DS2 (so a policy that loses anywhere
 /// ranks below one that does not).
-pub(super) fn candidate(
+fn candidate(
     iteration: usize,
     net: &PolicyNet,
     stats: &FeatureStats,
@@ -126,11 +191,7 @@ pub fn meets_targets(candidate: &Candidate, baseline: &[SelectionRow]) -> bool {
 
 /// The key candidates are ranked by (higher is better): the selection score or, with
 /// `on_targets`, first whether the candidate [`meets_targets`], then the score.
-pub(super) fn rank(
-    candidate: &Candidate,
-    baseline: &[SelectionRow],
-    on_targets: bool,
-) -> (bool, f64) {
+fn rank(candidate: &Candidate, baseline: &[SelectionRow], on_targets: bool) -> (bool, f64) {
     (
         on_targets && meets_targets(candidate, baseline),
         candidate.score,

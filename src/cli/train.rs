@@ -62,6 +62,10 @@ pub struct Args {
     /// many times the gap on every decision (0: off).
     #[arg(long, default_value_t = PpoConfig::default().ds2_margin)]
     ds2_margin: f64,
+    /// Share of lookahead runs whose start also has every stage's input buffer doubled a
+    /// random 0 to 4 times, so buffer moves get labels where buffers have grown (0: off).
+    #[arg(long, default_value_t = PpoConfig::default().random_buffer_start)]
+    random_buffer_start: f64,
     /// Share of training runs (PPO rollouts and lookahead runs) whose rate profile is shifted
     /// ahead by a random time (up to half the workload's duration), so steps and bursts come at
     /// different epochs.
@@ -260,6 +264,7 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         lookahead_buffer_margin: args.lookahead_buffer_margin,
         selection_seeds: args.selection_seeds,
         rate_shift: args.rate_shift,
+        random_buffer_start: args.random_buffer_start,
         profile_swap: args.profile_swap,
         source_stall: args.source_stall,
         ..PpoConfig::default()

@@ -87,6 +87,11 @@ pub struct PpoConfig {
     /// Share of training runs that start from a random configuration (each stage's
     /// parallelism drawn within its bounds and the thread budget) instead of the workload's.
     pub random_start: f64,
+    /// Share of lookahead runs whose start also has every stage's input buffer doubled a random
+    /// 0 to 4 times (then brought within the buffer budget), so the buffer moves are labelled
+    /// where grown buffers are, not only where the workload's own buffers and the network's
+    /// greedy moves lead (0: off).
+    pub random_buffer_start: f64,
     /// Share of training runs (PPO rollouts and lookahead runs) whose source rate profile is
     /// shifted ahead by a random time of up to half the workload's duration, so a step or burst
     /// does not always come at the same epoch and the policy cannot anticipate it by counting
@@ -240,6 +245,7 @@ impl Default for PpoConfig {
             imitate_tuned_ds2: false,
             select_every: 10,
             random_start: 0.5,
+            random_buffer_start: 0.0,
             rate_shift: 0.0,
             profile_swap: 0.0,
             ds2_margin: 0.0,
@@ -667,6 +673,18 @@ pub fn train_from(
         baseline: selection.baseline,
         candidates: selection.candidates,
     })
+}
+
+/// `start` with each stage's input buffer doubled 0 to 4 times (drawn evenly), brought within
+/// the bounds' buffer budget.
+fn random_buffers(start: &JobConfig, bounds: &Bounds, rng: &mut SmallRng) -> JobConfig {
+    let mut proposed = start.clone();
+    for (name, _, _) in &bounds.stages {
+        for _ in 0..rng.random_range(0..=4) {
+            crate::agent::actions::move_input_buffer(&mut proposed, name, 2);
+        }
+    }
+    clamp(start, &proposed, bounds).config
 }
 
 /// A configuration of `workload` with each stage's parallelism drawn from 1 to twice what the

@@ -90,8 +90,16 @@ fn labelled_run(
     let cx = w.context();
     let params = randomised(&w.params, cfg, &mut rng);
     let mut env = SimEnv::new(&w.workload, params, seed);
-    if rng.random_bool(cfg.random_start.clamp(0.0, 1.0)) {
-        env = env.starting_from(random_start(&w.workload, &cx.bounds, &mut rng));
+    let mut start = rng
+        .random_bool(cfg.random_start.clamp(0.0, 1.0))
+        .then(|| random_start(&w.workload, &cx.bounds, &mut rng));
+    // Drawn only when on, so runs without it reproduce the same labels.
+    if cfg.random_buffer_start > 0.0 && rng.random_bool(cfg.random_buffer_start.min(1.0)) {
+        let from = start.unwrap_or_else(|| initial_config(&w.workload));
+        start = Some(random_buffers(&from, &cx.bounds, &mut rng));
+    }
+    if let Some(start) = start {
+        env = env.starting_from(start);
     }
     // Drawn only when on, so runs without it reproduce the same labels.
     if cfg.rate_shift > 0.0 && rng.random_bool(cfg.rate_shift.min(1.0)) {

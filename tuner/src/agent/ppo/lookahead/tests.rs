@@ -626,3 +626,29 @@ fn the_held_only_relief_starts_at_the_round_asked_for() {
     };
     assert!(round_config(&every, 0).lookahead_keep_margin_held_only);
 }
+
+#[test]
+fn random_buffer_starts_only_grow_input_buffers_and_stay_within_the_budget() {
+    let w = training_workload("six-stage");
+    let cx = w.context();
+    let initial = initial_config(&w.workload);
+    let mut grown = 0;
+    for seed in 0..64 {
+        let start = random_buffers(&initial, &cx.bounds, &mut SmallRng::seed_from_u64(seed));
+        assert!(
+            crate::action::buffered_records(&start) <= cx.bounds.max_buffered_records,
+            "seed {seed}: {start:?} buffers more than the budget"
+        );
+        for (name, edge) in &start.edges {
+            let before = initial.edges[name].capacity;
+            assert!(edge.capacity >= before, "seed {seed}: {name} shrank");
+            grown += usize::from(edge.capacity > before);
+        }
+        assert_eq!(
+            start.stages, initial.stages,
+            "seed {seed}: parallelism moved"
+        );
+    }
+    // Each stage draws 0 of 4 doublings one time in five, so most edges grow somewhere.
+    assert!(grown > 64, "only {grown} grown edges in 64 starts");
+}

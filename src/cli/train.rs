@@ -120,6 +120,10 @@ pub struct Args {
     /// what the network itself would do next, not by DS2 making the change for it.
     #[arg(long)]
     lookahead_policy_finish: bool,
+    /// Share of the lookahead runs under the network that sample its moves rather than take
+    /// the most probable ones, so states its less probable moves lead to get labels (0: off).
+    #[arg(long, default_value_t = PpoConfig::default().lookahead_sampled)]
+    lookahead_sampled: f64,
     /// Value leaving a stage where it is also by holding the configuration while the pipeline
     /// keeps up and meets the SLO (the finisher taking over at the first shortfall), and take
     /// the better: a change is weighed against putting it off until it must be made, not off
@@ -251,6 +255,7 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         lookahead_keep_lowers_only: args.lookahead_keep_lowers_only,
         lookahead_hold: args.lookahead_hold,
         lookahead_policy_finish: args.lookahead_policy_finish,
+        lookahead_sampled: args.lookahead_sampled,
         lookahead_keep_hold: args.lookahead_keep_hold,
         lookahead_keep_margin_held_only: args.lookahead_keep_margin_held_only,
         lookahead_held_only_within_limit: args.lookahead_held_only_within_limit,

@@ -144,6 +144,10 @@ pub struct PpoConfig {
     /// good; finished by the network, putting off is valued by what the network itself does
     /// next. `lookahead_hold` does not apply to these finishes.
     pub lookahead_policy_finish: bool,
+    /// Share of the lookahead runs under the network whose behaviour samples its moves from
+    /// the policy's probabilities instead of taking the most probable ones, so the states that
+    /// less probable moves lead to get labels too (0: off).
+    pub lookahead_sampled: f64,
     /// Value leaving a stage where it is also by a finish that holds the whole configuration
     /// from then on while the pipeline keeps up and meets the SLO, the finisher (tuned DS2, or
     /// the network with `lookahead_policy_finish`) taking over at the first epoch that falls
@@ -257,6 +261,7 @@ impl Default for PpoConfig {
             lookahead_keep_lowers_only: false,
             lookahead_hold: false,
             lookahead_policy_finish: false,
+            lookahead_sampled: 0.0,
             lookahead_keep_hold: false,
             lookahead_keep_margin_held_only: false,
             lookahead_held_only_within_limit: false,

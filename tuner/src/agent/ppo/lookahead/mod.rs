@@ -126,6 +126,11 @@ fn labelled_run(
             "lookahead",
         )
     });
+    // Drawn only when on. A sampling behaviour visits the states its less probable moves lead
+    // to (where exploring runs and online learning go); its forks are still finished greedily.
+    if cfg.lookahead_sampled > 0.0 && rng.random_bool(cfg.lookahead_sampled.min(1.0)) {
+        agent = agent.map(|a| a.learning(seed));
+    }
     let limit = GuardConfig::default().max_utilisation_after_lowering;
     let mut history = History::default();
     let mut previous: Option<JobConfig> = None;

@@ -652,3 +652,41 @@ fn random_buffer_starts_only_grow_input_buffers_and_stay_within_the_budget() {
     // Each stage draws 0 of 4 doublings one time in five, so most edges grow somewhere.
     assert!(grown > 64, "only {grown} grown edges in 64 starts");
 }
+
+#[test]
+fn a_sampling_behaviour_visits_other_states_from_the_same_start() {
+    // An untrained network is unsure everywhere, so sampling its moves leaves the path its
+    // most probable moves take; the first state, before any move, is the same.
+    let w = wait_step();
+    let stats = super::super::feature_stats(std::slice::from_ref(&w), &[0]).unwrap();
+    let policy = Policy::untrained();
+    let round = |sampled: f64| {
+        let cfg = PpoConfig {
+            lookahead_runs: 2,
+            random_start: 0.0,
+            randomise: 0.0,
+            lookahead_sampled: sampled,
+            ..PpoConfig::default()
+        };
+        lookahead_round(std::slice::from_ref(&w), &stats, &cfg, Some(&policy), 1).unwrap()
+    };
+    let (greedy, sampled) = (round(0.0), round(1.0));
+    assert_eq!(greedy.labels.len(), sampled.labels.len());
+    assert_eq!(greedy.labels[0].rows, sampled.labels[0].rows);
+    let differ = greedy
+        .labels
+        .iter()
+        .zip(&sampled.labels)
+        .filter(|(g, s)| g.rows != s.rows)
+        .count();
+    assert!(differ > greedy.labels.len() / 4, "{differ} states differ");
+    // Sampling is the behaviour's alone: the same round samples the same moves again.
+    let again = round(1.0);
+    assert!(
+        sampled
+            .labels
+            .iter()
+            .zip(&again.labels)
+            .all(|(a, b)| a.rows == b.rows && a.actions == b.actions)
+    );
+}

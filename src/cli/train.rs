@@ -124,6 +124,10 @@ pub struct Args {
     /// the most probable ones, so states its less probable moves lead to get labels (0: off).
     #[arg(long, default_value_t = PpoConfig::default().lookahead_sampled)]
     lookahead_sampled: f64,
+    /// Lookahead rounds train only the buffer outputs on the buffer labels; every other
+    /// weight stays as it was (with --from, the start's parallelism moves stay its own).
+    #[arg(long)]
+    lookahead_buffer_head_only: bool,
     /// Value leaving a stage where it is also by holding the configuration while the pipeline
     /// keeps up and meets the SLO (the finisher taking over at the first shortfall), and take
     /// the better: a change is weighed against putting it off until it must be made, not off
@@ -256,6 +260,7 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         lookahead_hold: args.lookahead_hold,
         lookahead_policy_finish: args.lookahead_policy_finish,
         lookahead_sampled: args.lookahead_sampled,
+        lookahead_buffer_head_only: args.lookahead_buffer_head_only,
         lookahead_keep_hold: args.lookahead_keep_hold,
         lookahead_keep_margin_held_only: args.lookahead_keep_margin_held_only,
         lookahead_held_only_within_limit: args.lookahead_held_only_within_limit,

@@ -9,7 +9,7 @@ use rheo_tuner::agent::checkpoint::{CheckpointHeader, load, save};
 use rheo_tuner::agent::curve::{read_experience, write_experience};
 use rheo_tuner::agent::features::{FEATURES, FeatureStats, History, observe};
 use rheo_tuner::agent::guard::{Controls, GuardConfig, GuardState, Verdict, effective_bounds};
-use rheo_tuner::agent::policy::PolicyNet;
+use rheo_tuner::agent::policy::{BUFFER_ACTIONS, PARALLELISM_ACTIONS, PolicyNet};
 use rheo_tuner::agent::ppo::{PpoConfig, TrainingWorkload, fine_tune, train, train_from};
 use rheo_tuner::env::{Environment, SimEnv, SimParams};
 use rheo_tuner::run::run;
@@ -393,6 +393,56 @@ fn training_from_a_policy_starts_from_its_network_and_its_runs() {
         [0, 1]
     );
     assert_eq!(fresh.candidates.len(), 1);
+}
+
+/// Training only the buffer outputs from a start leaves every parallelism and value output
+/// exactly the start's, moves the buffer outputs, and does not offer the start for selection.
+#[test]
+fn buffer_head_only_rounds_change_the_buffer_outputs_alone() {
+    let w = workload();
+    let params = SimParams::nominal(&w);
+    let workloads = training_alone(&w, &params);
+    let mut stats = FeatureStats::default();
+    stats.add(&[0.5; FEATURES]);
+    stats.add(&[0.25; FEATURES]);
+    let start = Policy::new(PolicyNet::new(&Device::flex()), stats);
+    let cfg = PpoConfig {
+        iterations: 0,
+        lookahead_rounds: 1,
+        lookahead_runs: 1,
+        lookahead_buffers: true,
+        lookahead_buffer_head_only: true,
+        random_buffer_start: 1.0,
+        imitation_epochs: 2,
+        selection_seeds: 1,
+        ..PpoConfig::default()
+    };
+    let trained = train_from(&workloads, &cfg, Some(&start), |_| {}).unwrap();
+    assert_eq!(
+        trained
+            .candidates
+            .iter()
+            .map(|c| c.iteration)
+            .collect::<Vec<_>>(),
+        [1]
+    );
+    let rows: Vec<[f32; FEATURES]> = (0..8)
+        .map(|i| std::array::from_fn(|f| ((i * 7 + f * 3) % 11) as f32 / 5.0 - 1.0))
+        .collect();
+    let before = start.net.infer(&rows, &Device::flex());
+    let after = trained.net.infer(&rows, &Device::flex());
+    let buffers = PARALLELISM_ACTIONS..PARALLELISM_ACTIONS + BUFFER_ACTIONS;
+    let mut moved = 0.0f32;
+    for (b, a) in before.iter().zip(&after) {
+        for k in 0..b.len() {
+            if buffers.contains(&k) {
+                moved = moved.max((a[k] - b[k]).abs());
+            } else {
+                assert_eq!(a[k], b[k], "output {k} changed");
+            }
+        }
+    }
+    assert!(moved > 1e-4, "the buffer outputs did not move ({moved})");
 }
 
 /// A random policy (an untrained network, moves sampled) behind the guard, with pins, limits

@@ -43,6 +43,14 @@ impl PolicyNet {
         self.heads.forward(h)
     }
 
+    /// [`PolicyNet::forward`] with the hidden layers cut off from the gradient: a loss on the
+    /// outputs trains only the output layer, and only its rows for the outputs the loss reads.
+    pub fn forward_heads_only(&self, x: Tensor<2>) -> Tensor<2> {
+        let h = relu(self.hidden1.forward(x));
+        let h = relu(self.hidden2.forward(h));
+        self.heads.forward(h.detach())
+    }
+
     /// Runs the network on plain rows and reads the outputs back once.
     pub fn infer(&self, rows: &[[f32; INPUTS]], device: &Device) -> Vec<[f32; OUTPUTS]> {
         if rows.is_empty() {

@@ -148,6 +148,12 @@ pub struct PpoConfig {
     /// the policy's probabilities instead of taking the most probable ones, so the states that
     /// less probable moves lead to get labels too (0: off).
     pub lookahead_sampled: f64,
+    /// Lookahead rounds train only the buffer outputs, on the buffer labels, and leave every
+    /// other weight as it was: a start's parallelism moves and values stay exactly its own,
+    /// and its buffer moves are relearned. With a `train_from` start, the start is then no
+    /// candidate of the model selection (what the rounds change is where the selection's runs
+    /// do not go).
+    pub lookahead_buffer_head_only: bool,
     /// Value leaving a stage where it is also by a finish that holds the whole configuration
     /// from then on while the pipeline keeps up and meets the SLO, the finisher (tuned DS2, or
     /// the network with `lookahead_policy_finish`) taking over at the first epoch that falls
@@ -262,6 +268,7 @@ impl Default for PpoConfig {
             lookahead_hold: false,
             lookahead_policy_finish: false,
             lookahead_sampled: 0.0,
+            lookahead_buffer_head_only: false,
             lookahead_keep_hold: false,
             lookahead_keep_margin_held_only: false,
             lookahead_held_only_within_limit: false,
@@ -494,7 +501,7 @@ pub fn train_from(
     let mut curve = Vec::new();
     let mut experience = Vec::new();
     let mut total_steps = 0;
-    if start.is_some() {
+    if start.is_some() && !cfg.lookahead_buffer_head_only {
         selection.consider(0, model.valid(), &stats, workloads)?;
     }
     if cfg.lookahead_rounds > 0 {

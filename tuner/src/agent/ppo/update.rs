@@ -228,6 +228,21 @@ fn minibatch(
     }
     let t2 =
         |v: Vec<f32>, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, shape), device);
+    if imitate && cfg.lookahead_buffer_head_only {
+        // Only the buffer labels' likelihood, through the output layer alone: the parallelism
+        // and value outputs get no gradient, so Adam leaves their weights exactly as they are.
+        let out = model.forward_heads_only(t2(x, [rows, FEATURES]));
+        let buf_logits = out.narrow(1, PARALLELISM_ACTIONS, BUFFER_ACTIONS)
+            + t2(buf_mask, [rows, BUFFER_ACTIONS]);
+        let loss = (log_softmax(buf_logits, 1) * t2(buf_hot, [rows, BUFFER_ACTIONS]))
+            .sum_dim(1)
+            .mean()
+            .neg();
+        let policy_loss = loss.clone().into_scalar::<f32>() as f64;
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let model = optim.step(cfg.learning_rate, model, grads);
+        return (model, (policy_loss, 0.0, 0.0));
+    }
     let out = model.forward(t2(x, [rows, FEATURES]));
     let par_logits =
         out.clone().narrow(1, 0, PARALLELISM_ACTIONS) + t2(par_mask, [rows, PARALLELISM_ACTIONS]);

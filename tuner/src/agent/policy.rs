@@ -43,12 +43,18 @@ impl PolicyNet {
         self.heads.forward(h)
     }
 
-    /// [`PolicyNet::forward`] with the hidden layers cut off from the gradient: a loss on the
-    /// outputs trains only the output layer, and only its rows for the outputs the loss reads.
-    pub fn forward_heads_only(&self, x: Tensor<2>) -> Tensor<2> {
-        let h = relu(self.hidden1.forward(x));
-        let h = relu(self.hidden2.forward(h));
-        self.heads.forward(h.detach())
+    /// [`PolicyNet::forward`] of the rows `x` with the hidden layers out of the gradient: a
+    /// loss on the outputs trains only the output layer, and only its rows for the outputs the
+    /// loss reads. The hidden layers run on the inference copy of the weights and their output
+    /// enters `device`'s graph as a new leaf; detaching a tracked tensor instead left the hidden
+    /// layers' nodes in the autodiff graph, which no backward pass freed, and training and
+    /// inference slowed as they piled up.
+    pub fn forward_heads_only(&self, x: TensorData, device: &Device) -> Tensor<2> {
+        let inner = self.valid();
+        let x = Tensor::<2>::from_data(x, &Device::flex());
+        let h = relu(inner.hidden2.forward(relu(inner.hidden1.forward(x))));
+        self.heads
+            .forward(Tensor::<2>::from_data(h.into_data(), device))
     }
 
     /// Runs the network on plain rows and reads the outputs back once.

@@ -231,7 +231,7 @@ fn minibatch(
     if imitate && cfg.lookahead_buffer_head_only {
         // Only the buffer labels' likelihood, through the output layer alone: the parallelism
         // and value outputs get no gradient, so Adam leaves their weights exactly as they are.
-        let out = model.forward_heads_only(t2(x, [rows, FEATURES]));
+        let out = model.forward_heads_only(TensorData::new(x, [rows, FEATURES]), device);
         let buf_logits = out.narrow(1, PARALLELISM_ACTIONS, BUFFER_ACTIONS)
             + t2(buf_mask, [rows, BUFFER_ACTIONS]);
         let loss = (log_softmax(buf_logits, 1) * t2(buf_hot, [rows, BUFFER_ACTIONS]))

@@ -338,6 +338,14 @@ fn short_ppo_run(stage_credit: bool) {
     assert!(result.objective.is_finite());
 }
 
+/// A `--from` start: an untrained network with statistics of two made-up rows.
+fn untrained_start() -> Policy {
+    let mut stats = FeatureStats::default();
+    stats.add(&[0.5; FEATURES]);
+    stats.add(&[0.25; FEATURES]);
+    Policy::new(PolicyNet::new(&Device::flex()), stats)
+}
+
 /// `rheo train --from`: a run from a policy starts from its network and its statistics. With
 /// nothing to train it keeps the start as it is (candidate 0); a lookahead round from it labels
 /// the start's own runs, not tuned DS2's as a fresh run's first round does.
@@ -346,10 +354,8 @@ fn training_from_a_policy_starts_from_its_network_and_its_runs() {
     let w = workload();
     let params = SimParams::nominal(&w);
     let workloads = training_alone(&w, &params);
-    let mut stats = FeatureStats::default();
-    stats.add(&[0.5; FEATURES]);
-    stats.add(&[0.25; FEATURES]);
-    let start = Policy::new(PolicyNet::new(&Device::flex()), stats.clone());
+    let start = untrained_start();
+    let stats = start.stats.clone();
     let rows = vec![[0.3f32; FEATURES], [0.7; FEATURES]];
     let cfg = PpoConfig {
         iterations: 0,
@@ -402,10 +408,7 @@ fn buffer_head_only_rounds_change_the_buffer_outputs_alone() {
     let w = workload();
     let params = SimParams::nominal(&w);
     let workloads = training_alone(&w, &params);
-    let mut stats = FeatureStats::default();
-    stats.add(&[0.5; FEATURES]);
-    stats.add(&[0.25; FEATURES]);
-    let start = Policy::new(PolicyNet::new(&Device::flex()), stats);
+    let start = untrained_start();
     let cfg = PpoConfig {
         iterations: 0,
         lookahead_rounds: 1,

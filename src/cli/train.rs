@@ -9,7 +9,7 @@ use rheo::tuner::agent::checkpoint::{CheckpointHeader, save};
 use rheo::tuner::agent::curve::{
     read_experience, write_csv, write_experience, write_selection_csv, write_svg,
 };
-use rheo::tuner::agent::ppo::{PpoConfig, TrainingWorkload, fine_tune, train_from};
+use rheo::tuner::agent::ppo::{BufferLoss, PpoConfig, TrainingWorkload, fine_tune, train_from};
 use rheo::tuner::scoreboard::{Backend, EVALUATION_SEEDS, sim_params, tune_ds2};
 use rheo::tuner::spec::Workload;
 use rheo::tuner::tuners::Ds2Base;
@@ -125,9 +125,21 @@ pub struct Args {
     #[arg(long, default_value_t = PpoConfig::default().lookahead_sampled)]
     lookahead_sampled: f64,
     /// Lookahead rounds train only the buffer outputs on the buffer labels; every other
-    /// weight stays as it was (with --from, the start's parallelism moves stay its own).
-    #[arg(long)]
+    /// weight stays as it was, so the start's parallelism moves stay its own. Needs --from:
+    /// on a fresh network it would train an output layer over untrained hidden layers.
+    #[arg(long, requires = "from")]
     lookahead_buffer_head_only: bool,
+    /// A stage whose input buffer is still the workload's own takes the start's most probable
+    /// buffer move as its buffer label; grown or shrunk buffers keep the lookahead's labels.
+    #[arg(long, requires = "from")]
+    lookahead_buffer_anchor: bool,
+    /// With --lookahead-buffer-head-only, what the buffer outputs learn: `labels` (the labels'
+    /// likelihood), `labels-and-regret` (plus the expected regret: each buffer move's
+    /// probability times what the lookahead measured it to lose against the best, as the
+    /// parallelism moves are imitated) or `regret` (the expected regret alone, so a close
+    /// call barely moves the start's buffer moves).
+    #[arg(long, default_value = "labels", value_parser = parse_buffer_loss)]
+    lookahead_buffer_loss: BufferLoss,
     /// Value leaving a stage where it is also by holding the configuration while the pipeline
     /// keeps up and meets the SLO (the finisher taking over at the first shortfall), and take
     /// the better: a change is weighed against putting it off until it must be made, not off
@@ -203,6 +215,16 @@ fn beside(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(format!("{stem}{suffix}"))
 }
 
+/// `--lookahead-buffer-loss`'s value.
+fn parse_buffer_loss(value: &str) -> Result<BufferLoss, String> {
+    match value {
+        "labels" => Ok(BufferLoss::Labels),
+        "labels-and-regret" => Ok(BufferLoss::LabelsAndRegret),
+        "regret" => Ok(BufferLoss::Regret),
+        other => Err(format!("{other}: one of labels, labels-and-regret, regret")),
+    }
+}
+
 /// Trains and writes the checkpoint, the curve (CSV and SVG) and optionally the experience.
 pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let first_evaluation_seed = EVALUATION_SEEDS[0] as usize;
@@ -213,6 +235,9 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             args.selection_seeds
         )
         .into());
+    }
+    if args.lookahead_buffer_loss != BufferLoss::Labels && !args.lookahead_buffer_head_only {
+        return Err("--lookahead-buffer-loss: only with --lookahead-buffer-head-only".into());
     }
     if let (Some(log), Some(from)) = (&args.replay, &args.from) {
         return replay(log, from, &args.out);
@@ -261,6 +286,8 @@ pub fn run_train(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         lookahead_policy_finish: args.lookahead_policy_finish,
         lookahead_sampled: args.lookahead_sampled,
         lookahead_buffer_head_only: args.lookahead_buffer_head_only,
+        lookahead_buffer_anchor: args.lookahead_buffer_anchor,
+        lookahead_buffer_loss: args.lookahead_buffer_loss,
         lookahead_keep_hold: args.lookahead_keep_hold,
         lookahead_keep_margin_held_only: args.lookahead_keep_margin_held_only,
         lookahead_held_only_within_limit: args.lookahead_held_only_within_limit,
@@ -425,5 +452,26 @@ mod tests {
         let base = starting_point(&path, &["selective".into()], false).unwrap_err();
         assert!(base.to_string().contains("--tuned-base"), "{base}");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[derive(clap::Parser)]
+    struct Train {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn buffer_head_only_rounds_are_refused_without_a_start() {
+        use clap::Parser;
+        let head_only = [
+            "train",
+            "--workload",
+            "w.toml",
+            "--lookahead-buffer-head-only",
+        ];
+        let refused = Train::try_parse_from(head_only).err().unwrap();
+        assert!(refused.to_string().contains("--from"), "{refused}");
+        let with_start = head_only.into_iter().chain(["--from", "start.ckpt"]);
+        assert!(Train::try_parse_from(with_start).is_ok());
     }
 }

@@ -154,6 +154,16 @@ pub struct PpoConfig {
     /// candidate of the model selection (what the rounds change is where the selection's runs
     /// do not go).
     pub lookahead_buffer_head_only: bool,
+    /// With a `train_from` start: a stage whose input buffer is still the workload's own takes
+    /// the start's most probable buffer move as its buffer label (and no buffer regret), not
+    /// the lookahead's; buffers that have grown or shrunk are labelled by the lookahead. The
+    /// start's rounds labelled its moves from the workload's buffers on many more runs than a
+    /// few further rounds see (where halving or keeping is a close call on the simulator, as
+    /// at batch-wait's first epoch, a few runs flip it); what they did not see is where its
+    /// own less probable moves lead.
+    pub lookahead_buffer_anchor: bool,
+    /// With `lookahead_buffer_head_only`: what the buffer outputs learn.
+    pub lookahead_buffer_loss: BufferLoss,
     /// Value leaving a stage where it is also by a finish that holds the whole configuration
     /// from then on while the pipeline keeps up and meets the SLO, the finisher (tuned DS2, or
     /// the network with `lookahead_policy_finish`) taking over at the first epoch that falls
@@ -269,6 +279,8 @@ impl Default for PpoConfig {
             lookahead_policy_finish: false,
             lookahead_sampled: 0.0,
             lookahead_buffer_head_only: false,
+            lookahead_buffer_anchor: false,
+            lookahead_buffer_loss: BufferLoss::Labels,
             lookahead_keep_hold: false,
             lookahead_keep_margin_held_only: false,
             lookahead_held_only_within_limit: false,
@@ -421,6 +433,24 @@ impl Transition {
     }
 }
 
+/// What lookahead rounds that train the buffer outputs alone teach them
+/// ([`PpoConfig::lookahead_buffer_head_only`]). A move's regret is what the lookahead measured
+/// it to lose against the best move ([`StageStep::buffer_regret`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BufferLoss {
+    /// The labels' likelihood.
+    #[default]
+    Labels,
+    /// The labels' likelihood plus the expected regret (each move's probability times its
+    /// regret), as the parallelism moves are imitated: a state where one move loses much
+    /// pulls hardest.
+    LabelsAndRegret,
+    /// The expected regret alone: where the moves come close (a close call the labels would
+    /// settle by a few runs' noise) the start's buffer outputs barely move.
+    Regret,
+}
+
 /// One stage's part of a decision: its moves' probability, its value, and what it is credited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct StageStep {
@@ -440,6 +470,10 @@ pub struct StageStep {
     /// policy's probabilities by it, so it learns most where the choice matters most.
     #[serde(default)]
     pub regret: [f32; PARALLELISM_ACTIONS],
+    /// Per buffer move at the labelled parallelism, what it loses against the best move,
+    /// likewise (all 0 where none was measured: without `lookahead_buffers`).
+    #[serde(default)]
+    pub buffer_regret: [f32; BUFFER_ACTIONS],
 }
 
 /// Discounted Monte-Carlo returns of one imitated run (its decisions in order, the run ending
@@ -521,6 +555,7 @@ pub fn train_from(
                 &stats,
                 &lookahead::round_config(cfg, round),
                 behaviour.as_ref(),
+                start.filter(|_| cfg.lookahead_buffer_anchor),
                 round as u64,
             )?;
             labels.append(&mut next.labels);

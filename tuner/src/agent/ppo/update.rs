@@ -183,6 +183,7 @@ fn minibatch(
     let mut par_hot = vec![0.0f32; rows * PARALLELISM_ACTIONS];
     let mut regret = Vec::with_capacity(rows * PARALLELISM_ACTIONS);
     let mut buf_hot = vec![0.0f32; rows * BUFFER_ACTIONS];
+    let mut buf_regret = Vec::with_capacity(rows * BUFFER_ACTIONS);
     let mut seg = vec![0.0f32; b * rows];
     let mut seg_mean = vec![0.0f32; b * rows];
     let (mut old, mut adv, mut ret) = (
@@ -217,6 +218,7 @@ fn minibatch(
             seg_mean[j * rows + r] = 1.0 / n as f32;
             let stage = t.stages.get(s).copied().unwrap_or_default();
             regret.extend_from_slice(&stage.regret);
+            buf_regret.extend_from_slice(&stage.buffer_regret);
             row_old.push(stage.logp);
             row_adv.push(((stage.advantage as f64 - adv_mean) / adv_std) as f32);
             row_ret.push(stage.ret);
@@ -234,10 +236,22 @@ fn minibatch(
         let out = model.forward_heads_only(TensorData::new(x, [rows, FEATURES]), device);
         let buf_logits = out.narrow(1, PARALLELISM_ACTIONS, BUFFER_ACTIONS)
             + t2(buf_mask, [rows, BUFFER_ACTIONS]);
-        let loss = (log_softmax(buf_logits, 1) * t2(buf_hot, [rows, BUFFER_ACTIONS]))
-            .sum_dim(1)
-            .mean()
-            .neg();
+        let labels = || {
+            (log_softmax(buf_logits.clone(), 1) * t2(buf_hot.clone(), [rows, BUFFER_ACTIONS]))
+                .sum_dim(1)
+                .mean()
+                .neg()
+        };
+        let regret = || {
+            (softmax(buf_logits.clone(), 1) * t2(buf_regret.clone(), [rows, BUFFER_ACTIONS]))
+                .sum_dim(1)
+                .mean()
+        };
+        let loss = match cfg.lookahead_buffer_loss {
+            BufferLoss::Labels => labels(),
+            BufferLoss::LabelsAndRegret => labels() + regret(),
+            BufferLoss::Regret => regret(),
+        };
         let policy_loss = loss.clone().into_scalar::<f32>() as f64;
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let model = optim.step(cfg.learning_rate, model, grads);
@@ -360,6 +374,92 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    /// A one-stage decision on `row`, labelled with buffer move `label`, whose buffer moves
+    /// lose `regret`.
+    fn buffer_step(
+        row: [f32; FEATURES],
+        label: usize,
+        regret: [f32; BUFFER_ACTIONS],
+    ) -> Transition {
+        Transition {
+            rows: vec![row],
+            par_masks: vec![[true; PARALLELISM_ACTIONS]],
+            buf_masks: vec![[true; BUFFER_ACTIONS]],
+            actions: vec![crate::agent::actions::StageAction {
+                parallelism: 0,
+                buffer: label,
+            }],
+            stages: vec![StageStep {
+                buffer_regret: regret,
+                ..StageStep::default()
+            }],
+            ..step(0.0, Vec::new())
+        }
+    }
+
+    #[test]
+    fn each_buffer_loss_moves_the_buffer_outputs_as_documented_and_nothing_else() {
+        let costly: [f32; FEATURES] = std::array::from_fn(|f| (f % 3) as f32 - 1.0);
+        let tied: [f32; FEATURES] = std::array::from_fn(|f| (f % 4) as f32 * 0.5 - 0.75);
+        // Both labelled "keep"; doubling loses much on the first row, the moves tie on the
+        // second.
+        let steps = vec![
+            buffer_step(costly, 1, [0.0, 0.0, 8.0]),
+            buffer_step(tied, 1, [0.0; BUFFER_ACTIONS]),
+        ];
+        let rows = [costly, tied];
+        let trained = |loss: BufferLoss| {
+            let device = Device::flex().autodiff();
+            device.seed(7);
+            let start = PolicyNet::new(&device);
+            let before = start.valid().infer(&rows, &Device::flex());
+            let cfg = PpoConfig {
+                epochs: 100,
+                learning_rate: 1e-3,
+                lookahead_buffer_head_only: true,
+                lookahead_buffer_loss: loss,
+                ..PpoConfig::default()
+            };
+            let mut optim = AdamConfig::new().init();
+            let mut rng = SmallRng::seed_from_u64(1);
+            let (net, _) = update(start, &mut optim, &steps, &cfg, &device, &mut rng, true);
+            let after = net.valid().infer(&rows, &Device::flex());
+            for (b, a) in before.iter().zip(&after) {
+                assert_eq!(
+                    b[..PARALLELISM_ACTIONS],
+                    a[..PARALLELISM_ACTIONS],
+                    "{loss:?}"
+                );
+                assert_eq!(b[OUTPUTS - 1], a[OUTPUTS - 1], "{loss:?}");
+            }
+            (before, after)
+        };
+        let probabilities = |out: &[f32; OUTPUTS]| {
+            let logits = &out[PARALLELISM_ACTIONS..PARALLELISM_ACTIONS + BUFFER_ACTIONS];
+            crate::agent::policy::masked_softmax::<BUFFER_ACTIONS>(logits, &[true; 3])
+        };
+        let (before, labels) = trained(BufferLoss::Labels);
+        let (_, both) = trained(BufferLoss::LabelsAndRegret);
+        let (_, regret) = trained(BufferLoss::Regret);
+        let doubling = |out: &[[f32; OUTPUTS]; 2]| probabilities(&out[0])[2];
+        let start: [[f32; OUTPUTS]; 2] = [before[0], before[1]];
+        let outs = |v: &[[f32; OUTPUTS]]| [v[0], v[1]];
+        // The regret pulls doubling down where it costs much, beyond what the label does.
+        assert!(doubling(&outs(&labels)) < doubling(&start));
+        assert!(doubling(&outs(&both)) < doubling(&outs(&labels)) - 0.01);
+        assert!(doubling(&outs(&regret)) < doubling(&start) - 0.1);
+        // On the tie, the labels pull "keep" up; the regret alone leaves it near the start.
+        let keep_gain =
+            |out: &[[f32; OUTPUTS]]| probabilities(&out[1])[1] - probabilities(&before[1])[1];
+        assert!(keep_gain(&labels) > 0.1, "{}", keep_gain(&labels));
+        assert!(
+            keep_gain(&regret).abs() < keep_gain(&labels) / 3.0,
+            "{} against {}",
+            keep_gain(&regret),
+            keep_gain(&labels)
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use rheo_engine::JobConfig;
 
-use crate::agent::actions::{StageAction, masks, move_input_buffer, outcomes};
+use crate::agent::actions::{StageAction, input_capacity, masks, move_input_buffer, outcomes};
 use crate::agent::features::{FeatureStats, History, observe};
 use crate::agent::guard::{Controls, GuardConfig, lowering_within_utilisation};
 use crate::agent::{Agent, Policy};
@@ -27,7 +27,7 @@ use crate::env::{EnvError, Environment, SimEnv};
 use crate::tuners::{Ds2, Tuner};
 
 use super::*;
-use crate::agent::policy::PARALLELISM_ACTIONS;
+use crate::agent::policy::{BUFFER_ACTIONS, PARALLELISM_ACTIONS};
 use forks::Forks;
 
 /// Seeds of lookahead runs start here (far from the evaluation and selection seeds, and from
@@ -43,12 +43,15 @@ pub(super) struct Round {
 }
 
 /// Labelled decisions from `cfg.lookahead_runs` simulated runs per workload, the states visited
-/// by `behaviour` (tuned DS2 when `None`); `round` keeps each round's runs apart.
+/// by `behaviour` (tuned DS2 when `None`); `round` keeps each round's runs apart. With
+/// `anchor`, a stage whose input buffer is the workload's own takes its buffer label from it
+/// (`PpoConfig::lookahead_buffer_anchor`).
 pub(super) fn lookahead_round(
     workloads: &[TrainingWorkload],
     stats: &FeatureStats,
     cfg: &PpoConfig,
     behaviour: Option<&Policy>,
+    anchor: Option<&Policy>,
     round: u64,
 ) -> Result<Round, EnvError> {
     let jobs: Vec<(usize, u64)> = (0..workloads.len())
@@ -58,7 +61,7 @@ pub(super) fn lookahead_round(
         .par_iter()
         .map(|&(w, r)| {
             let seed = SEED_BASE + round * 100_000 + w as u64 * 1_000 + r;
-            labelled_run(&workloads[w], stats, cfg, behaviour, seed)
+            labelled_run(&workloads[w], stats, cfg, behaviour, anchor, seed)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let objective = runs.iter().map(|r| r.1).sum::<f64>() / runs.len().max(1) as f64;
@@ -78,12 +81,14 @@ pub(super) fn round_config(cfg: &PpoConfig, round: usize) -> PpoConfig {
     }
 }
 
-/// One simulated run of `w` under `behaviour`, every decision labelled by lookahead.
+/// One simulated run of `w` under `behaviour`, every decision labelled by lookahead (a stage's
+/// buffer move by `anchor` instead while the stage's input buffer is the workload's own).
 fn labelled_run(
     w: &TrainingWorkload,
     stats: &FeatureStats,
     cfg: &PpoConfig,
     behaviour: Option<&Policy>,
+    anchor: Option<&Policy>,
     seed: u64,
 ) -> Result<(Vec<Transition>, f64), EnvError> {
     let mut rng = SmallRng::seed_from_u64(seed ^ cfg.seed.rotate_left(17));
@@ -131,6 +136,7 @@ fn labelled_run(
     if cfg.lookahead_sampled > 0.0 && rng.random_bool(cfg.lookahead_sampled.min(1.0)) {
         agent = agent.map(|a| a.learning(seed));
     }
+    let own = initial_config(&w.workload);
     let limit = GuardConfig::default().max_utilisation_after_lowering;
     let mut history = History::default();
     let mut previous: Option<JobConfig> = None;
@@ -156,6 +162,7 @@ fn labelled_run(
         };
         let q_base = forks.value(&ds2)?;
         let mut t = Transition::awaiting_labels(obs.rows.iter().map(|r| stats.normalise(r)));
+        let anchored = anchor.map(|a| a.greedy(&obs, &snapshot, 0.0));
         for (i, stage) in obs.stages.iter().enumerate() {
             let (pm, bm) = masks(&obs, &snapshot.config, i);
             let now = obs.parallelism[i];
@@ -251,6 +258,9 @@ fn labelled_run(
             // Buffer moves, for the stage left where it is and at its best parallelism: a
             // parallelism's value is the better of its buffer moves (less the buffer margin).
             let mut buffer = 1;
+            // Each parallelism's value before its buffer moves, and each buffer move's.
+            let unbuffered = values.clone();
+            let mut buffer_values: Vec<(usize, usize, f64)> = Vec::new();
             if cfg.lookahead_buffers {
                 let candidates = if best_p == now {
                     vec![now]
@@ -269,6 +279,7 @@ fn labelled_run(
                             q = q.max(held + favour(now, held));
                         }
                         let q = q - cfg.lookahead_buffer_margin;
+                        buffer_values.push((p, b, q));
                         if let Some(v) = values.iter_mut().find(|v| v.0 == p) {
                             v.1 = v.1.max(q);
                         }
@@ -286,6 +297,32 @@ fn labelled_run(
                     0.0
                 }
             });
+            if cfg.lookahead_buffers {
+                // What each buffer move loses at the labelled parallelism.
+                let keep = unbuffered
+                    .iter()
+                    .find(|v| v.0 == best_p)
+                    .map_or(best_q, |v| v.1);
+                t.stages[i].buffer_regret = std::array::from_fn(|b| {
+                    let q = if b == 1 {
+                        Some(keep)
+                    } else {
+                        buffer_values
+                            .iter()
+                            .find(|v| v.0 == best_p && v.1 == b)
+                            .map(|v| v.2)
+                    };
+                    q.map_or(0.0, |q| (best_q - q) as f32)
+                });
+            }
+            // Where the stage's buffer is still the workload's own, the anchor's move stands,
+            // with no regret to pull it elsewhere.
+            if let Some(anchored) = &anchored
+                && input_capacity(&snapshot.config, stage) == input_capacity(&own, stage)
+            {
+                buffer = anchored[i].action.buffer;
+                t.stages[i].buffer_regret = [0.0; BUFFER_ACTIONS];
+            }
             let label = name_move(&outcomes, &pm, best_p, now, suggested);
             t.par_masks.push(pm);
             t.buf_masks.push(bm);

@@ -3,6 +3,7 @@
 use super::forks::{Forks, Hold, total_reward};
 use super::*;
 use crate::agent::actions::DS2_MOVE;
+use crate::agent::policy::{BUFFER_ACTIONS, argmax, masked_softmax};
 use crate::env::SimParams;
 use crate::spec::Workload;
 use crate::tuners::Ds2Knobs;
@@ -33,7 +34,7 @@ fn wait_step() -> TrainingWorkload {
 /// A lookahead round on `w` alone, DS2 visiting, features standardised on seed 0.
 fn ds2_round(w: &TrainingWorkload, cfg: &PpoConfig) -> Round {
     let stats = super::super::feature_stats(std::slice::from_ref(w), &[0]).unwrap();
-    lookahead_round(std::slice::from_ref(w), &stats, cfg, None, 0).unwrap()
+    lookahead_round(std::slice::from_ref(w), &stats, cfg, None, None, 0).unwrap()
 }
 
 /// `runs` nominal lookahead runs from the spec's start, with the shipped keep margin: 0.1,
@@ -323,7 +324,16 @@ fn buffer_moves_are_labelled_only_when_tried_and_where_a_smaller_channel_pays() 
             .flat_map(|t| t.actions.iter().map(|a| a.buffer))
             .collect()
     };
-    assert!(buffers(&run(false)).iter().all(|&b| b == 1));
+    let untried = run(false);
+    assert!(buffers(&untried).iter().all(|&b| b == 1));
+    assert!(
+        untried
+            .labels
+            .iter()
+            .flat_map(|t| &t.stages)
+            .all(|s| s.buffer_regret == [0.0; BUFFER_ACTIONS]),
+        "no buffer regret where no buffer move was tried"
+    );
     let tried = run(true);
     let labels = buffers(&tried);
     assert!(labels.contains(&0), "a halving is labelled: {labels:?}");
@@ -331,6 +341,20 @@ fn buffer_moves_are_labelled_only_when_tried_and_where_a_smaller_channel_pays() 
     for t in &tried.labels {
         for (s, a) in t.actions.iter().enumerate() {
             assert!(t.buf_masks[s][a.buffer], "a label is always allowed");
+            // Buffer regrets: losses against the best move, none for the label itself
+            // (the best move at its parallelism) and none for a move that was not allowed.
+            let regret = t.stages[s].buffer_regret;
+            assert_eq!(regret[a.buffer], 0.0, "{regret:?}, label {}", a.buffer);
+            for b in 0..BUFFER_ACTIONS {
+                assert!(regret[b] >= 0.0, "{regret:?}");
+                if !t.buf_masks[s][b] {
+                    assert_eq!(regret[b], 0.0, "{regret:?}");
+                }
+            }
+            // A halving is labelled only where it beats keeping the channel.
+            if a.buffer == 0 {
+                assert!(regret[1] > 0.0, "{regret:?}");
+            }
         }
     }
 }
@@ -668,7 +692,15 @@ fn a_sampling_behaviour_visits_other_states_from_the_same_start() {
             lookahead_sampled: sampled,
             ..PpoConfig::default()
         };
-        lookahead_round(std::slice::from_ref(&w), &stats, &cfg, Some(&policy), 1).unwrap()
+        lookahead_round(
+            std::slice::from_ref(&w),
+            &stats,
+            &cfg,
+            Some(&policy),
+            None,
+            1,
+        )
+        .unwrap()
     };
     let (greedy, sampled) = (round(0.0), round(1.0));
     assert_eq!(greedy.labels.len(), sampled.labels.len());
@@ -689,4 +721,75 @@ fn a_sampling_behaviour_visits_other_states_from_the_same_start() {
             .zip(&again.labels)
             .all(|(a, b)| a.rows == b.rows && a.actions == b.actions)
     );
+}
+
+#[test]
+fn an_anchor_labels_the_buffers_the_workload_still_has_and_the_lookahead_the_rest() {
+    let w = wait_step();
+    let stats = super::super::feature_stats(std::slice::from_ref(&w), &[0]).unwrap();
+    let behaviour = Policy::untrained();
+    let anchor = Policy::new(Policy::untrained().net, stats.clone());
+    let round = |grown: f64, anchor: Option<&Policy>| {
+        let cfg = PpoConfig {
+            lookahead_runs: 2,
+            random_start: 0.0,
+            randomise: 0.0,
+            lookahead_buffers: true,
+            random_buffer_start: grown,
+            ..PpoConfig::default()
+        };
+        let labels = lookahead_round(
+            std::slice::from_ref(&w),
+            &stats,
+            &cfg,
+            Some(&behaviour),
+            anchor,
+            1,
+        );
+        labels.unwrap().labels
+    };
+    // The anchor's own most probable buffer move per stage of a state.
+    let own = |t: &Transition| -> Vec<usize> {
+        let outputs = anchor.net.infer(&t.rows, &anchor.device);
+        outputs
+            .iter()
+            .zip(&t.buf_masks)
+            .map(|(out, mask)| {
+                let logits = &out[PARALLELISM_ACTIONS..PARALLELISM_ACTIONS + BUFFER_ACTIONS];
+                argmax(&masked_softmax::<BUFFER_ACTIONS>(logits, mask))
+            })
+            .collect()
+    };
+    let buffers = |t: &Transition| t.actions.iter().map(|a| a.buffer).collect::<Vec<_>>();
+    let moves = |t: &Transition| t.actions.iter().map(|a| a.parallelism).collect::<Vec<_>>();
+    for grown in [0.0, 1.0] {
+        let (plain, anchored) = (round(grown, None), round(grown, Some(&anchor)));
+        assert_eq!(plain.len(), anchored.len());
+        let (mut kept, mut relearned) = (0, 0);
+        for (p, a) in plain.iter().zip(&anchored) {
+            // Only the buffer labels (and their regrets) change.
+            assert_eq!(p.rows, a.rows);
+            assert_eq!(moves(p), moves(a));
+            for (s, ((&pb, &ab), &ob)) in
+                buffers(p).iter().zip(&buffers(a)).zip(&own(a)).enumerate()
+            {
+                assert!(
+                    ab == ob || ab == pb,
+                    "a label is the anchor's or the lookahead's"
+                );
+                if ab == ob && ab != pb {
+                    kept += 1;
+                    assert_eq!(a.stages[s].buffer_regret, [0.0; BUFFER_ACTIONS]);
+                }
+                relearned += usize::from(ab != ob);
+            }
+        }
+        if grown == 0.0 {
+            // From the workload's own buffers, the first state is the anchor's everywhere.
+            assert_eq!(buffers(&anchored[0]), own(&anchored[0]));
+            assert!(kept > 0, "the anchor changed no label");
+        } else {
+            assert!(relearned > 0, "grown buffers are the lookahead's to label");
+        }
+    }
 }

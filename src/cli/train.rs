@@ -461,7 +461,7 @@ mod tests {
     }
 
     #[test]
-    fn buffer_head_only_rounds_are_refused_without_a_start() {
+    fn buffer_head_only_rounds_and_the_anchor_are_refused_without_a_start() {
         use clap::Parser;
         let head_only = [
             "train",
@@ -473,5 +473,9 @@ mod tests {
         assert!(refused.to_string().contains("--from"), "{refused}");
         let with_start = head_only.into_iter().chain(["--from", "start.ckpt"]);
         assert!(Train::try_parse_from(with_start).is_ok());
+        // The anchor is the start's own buffer moves: no start, no anchor.
+        let anchor = ["train", "--workload", "w.toml", "--lookahead-buffer-anchor"];
+        let refused = Train::try_parse_from(anchor).err().unwrap();
+        assert!(refused.to_string().contains("--from"), "{refused}");
     }
 }

@@ -443,13 +443,11 @@ mod tests {
         let (before, labels) = trained(BufferLoss::Labels);
         let (_, both) = trained(BufferLoss::LabelsAndRegret);
         let (_, regret) = trained(BufferLoss::Regret);
-        let doubling = |out: &[[f32; OUTPUTS]; 2]| probabilities(&out[0])[2];
-        let start: [[f32; OUTPUTS]; 2] = [before[0], before[1]];
-        let outs = |v: &[[f32; OUTPUTS]]| [v[0], v[1]];
+        let doubling = |out: &[[f32; OUTPUTS]]| probabilities(&out[0])[2];
         // The regret pulls doubling down where it costs much, beyond what the label does.
-        assert!(doubling(&outs(&labels)) < doubling(&start));
-        assert!(doubling(&outs(&both)) < doubling(&outs(&labels)) - 0.01);
-        assert!(doubling(&outs(&regret)) < doubling(&start) - 0.1);
+        assert!(doubling(&labels) < doubling(&before));
+        assert!(doubling(&both) < doubling(&labels) - 0.01);
+        assert!(doubling(&regret) < doubling(&before) - 0.1);
         // On the tie, the labels pull "keep" up; the regret alone leaves it near the start.
         let keep_gain =
             |out: &[[f32; OUTPUTS]]| probabilities(&out[1])[1] - probabilities(&before[1])[1];

@@ -258,8 +258,8 @@ fn labelled_run(
             // Buffer moves, for the stage left where it is and at its best parallelism: a
             // parallelism's value is the better of its buffer moves (less the buffer margin).
             let mut buffer = 1;
-            // Each parallelism's value before its buffer moves, and each buffer move's.
-            let unbuffered = values.clone();
+            // Each candidate parallelism's value with each buffer move (keeping it included),
+            // for the buffer regrets.
             let mut buffer_values: Vec<(usize, usize, f64)> = Vec::new();
             if cfg.lookahead_buffers {
                 let candidates = if best_p == now {
@@ -268,6 +268,9 @@ fn labelled_run(
                     vec![now, best_p]
                 };
                 for p in candidates {
+                    if let Some(v) = values.iter().find(|v| v.0 == p) {
+                        buffer_values.push((p, 1, v.1));
+                    }
                     for b in [0, 2].into_iter().filter(|&b| bm[b]) {
                         let mut config = ds2.clone();
                         config.set_parallelism(stage, guarded(p));
@@ -297,24 +300,13 @@ fn labelled_run(
                     0.0
                 }
             });
-            if cfg.lookahead_buffers {
-                // What each buffer move loses at the labelled parallelism.
-                let keep = unbuffered
+            // What each buffer move loses at the labelled parallelism (0 where not tried).
+            t.stages[i].buffer_regret = std::array::from_fn(|b| {
+                buffer_values
                     .iter()
-                    .find(|v| v.0 == best_p)
-                    .map_or(best_q, |v| v.1);
-                t.stages[i].buffer_regret = std::array::from_fn(|b| {
-                    let q = if b == 1 {
-                        Some(keep)
-                    } else {
-                        buffer_values
-                            .iter()
-                            .find(|v| v.0 == best_p && v.1 == b)
-                            .map(|v| v.2)
-                    };
-                    q.map_or(0.0, |q| (best_q - q) as f32)
-                });
-            }
+                    .find(|v| v.0 == best_p && v.1 == b)
+                    .map_or(0.0, |v| (best_q - v.2) as f32)
+            });
             // Where the stage's buffer is still the workload's own, the anchor's move stands,
             // with no regret to pull it elsewhere.
             if let Some(anchored) = &anchored

@@ -12,7 +12,8 @@
 //!    and batch sizes, and starts the new generation's workers.
 //! 4. Sources resume on the new channels. The **pause** runs from barrier injection to resume.
 //!    An epoch that ended during the pause is published just before the resume, so what the
-//!    sources emit on the new channels always counts in the next epoch.
+//!    sources emit on the new channels always counts in the next epoch, which runs a whole
+//!    epoch from the resume.
 //!
 //! Every record is processed exactly once: the barrier separates what the old generation
 //! processed (all of it, drained) from what the new one will. Per-key order holds where a key's
@@ -295,14 +296,14 @@ impl Controller {
 
         // An epoch that ended during the pause is cut here, before any source resumes: what
         // the sources emit on the new channels belongs to the next epoch, whichever thread
-        // runs first.
+        // runs first, and that epoch is a whole one.
         let pause = started.elapsed();
         self.last_reconfiguration = Some(ReconfigSummary {
             generation: id,
             pause_ms: pause.as_secs_f64() * 1e3,
             drain_ms: drain.as_secs_f64() * 1e3,
         });
-        self.publish_snapshot_if_due(Instant::now());
+        self.cut_epoch_at_resume();
 
         // 4. Resume the sources on the new channels.
         let mut outputs: Vec<std::vec::IntoIter<Vec<AnyBox>>> =

@@ -338,6 +338,17 @@ impl Controller {
         }
     }
 
+    /// Cuts an epoch that ended during a reconfiguration's pause, just before the sources
+    /// resume. The cut epoch has run long; the next one gets a whole epoch from here rather
+    /// than the sliver left to the old schedule, whose few records would make rates of noise.
+    pub(crate) fn cut_epoch_at_resume(&mut self) {
+        if Instant::now() < self.next_epoch {
+            return;
+        }
+        self.publish_snapshot();
+        self.next_epoch = Instant::now() + self.epoch_length();
+    }
+
     fn publish_snapshot(&mut self) {
         let now = self.env.now();
         let snapshot = Arc::new(self.collector.snapshot(

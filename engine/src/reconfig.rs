@@ -12,8 +12,8 @@
 //!    and batch sizes, and starts the new generation's workers.
 //! 4. Sources resume on the new channels. The **pause** runs from barrier injection to resume.
 //!    An epoch that ended during the pause is published just before the resume, so what the
-//!    sources emit on the new channels always counts in the next epoch, which runs a whole
-//!    epoch from the resume.
+//!    sources emit on the new channels always counts in the next epoch, which keeps the
+//!    cadence but is never shorter than half an epoch.
 //!
 //! Every record is processed exactly once: the barrier separates what the old generation
 //! processed (all of it, drained) from what the new one will. Per-key order holds where a key's
@@ -296,7 +296,7 @@ impl Controller {
 
         // An epoch that ended during the pause is cut here, before any source resumes: what
         // the sources emit on the new channels belongs to the next epoch, whichever thread
-        // runs first, and that epoch is a whole one.
+        // runs first, and that epoch is not a sliver.
         let pause = started.elapsed();
         self.last_reconfiguration = Some(ReconfigSummary {
             generation: id,

@@ -218,7 +218,7 @@ fn an_epoch_that_ends_during_a_pause_is_cut_before_the_sources_resume() {
         // The epoch the pause overran ends at the resume: it spans the whole pause, and the
         // paused source emitted at most the few batches that fitted before its barrier; what
         // it emits on resume, working off the backlog of the pause, is the next epoch's, which
-        // is a whole epoch rather than what was left of the old schedule.
+        // is at least half an epoch long, not a sliver left to the old schedule.
         let pause_ms = cut.last_reconfiguration.unwrap().pause_ms;
         assert!(
             cut.epoch_s * 1e3 >= pause_ms,
@@ -227,7 +227,7 @@ fn an_epoch_that_ends_during_a_pause_is_cut_before_the_sources_resume() {
         );
         assert!(cut.sources[0].emitted <= 60, "{:?}", cut.sources[0]);
         assert!(cut.sources[0].backlog >= 200, "{:?}", cut.sources[0]);
-        assert!(next.epoch_s >= 0.09, "{}", next.epoch_s);
+        assert!(next.epoch_s >= 0.05, "{}", next.epoch_s);
         assert!(
             next.sources[0].emitted > next.sources[0].offered,
             "{:?}",

@@ -339,14 +339,19 @@ impl Controller {
     }
 
     /// Cuts an epoch that ended during a reconfiguration's pause, just before the sources
-    /// resume. The cut epoch has run long; the next one gets a whole epoch from here rather
-    /// than the sliver left to the old schedule, whose few records would make rates of noise.
+    /// resume. Epochs keep their cadence (the shipped workloads change rate on boundaries),
+    /// but a boundary less than half an epoch after the cut is skipped: such a sliver's few
+    /// records would make rates of noise, so the next epoch runs to the boundary after it.
     pub(crate) fn cut_epoch_at_resume(&mut self) {
         if Instant::now() < self.next_epoch {
             return;
         }
         self.publish_snapshot();
-        self.next_epoch = Instant::now() + self.epoch_length();
+        let epoch = self.epoch_length();
+        let now = Instant::now();
+        while self.next_epoch < now + epoch / 2 {
+            self.next_epoch += epoch;
+        }
     }
 
     fn publish_snapshot(&mut self) {

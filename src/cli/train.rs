@@ -478,4 +478,25 @@ mod tests {
         let refused = Train::try_parse_from(anchor).err().unwrap();
         assert!(refused.to_string().contains("--from"), "{refused}");
     }
+
+    #[test]
+    fn a_buffer_loss_other_than_the_labels_is_refused_without_head_only_rounds() {
+        use clap::Parser;
+        // Refused by `run_train`, not by clap (the option has a default), and before any
+        // file is read: the workload named here does not exist.
+        let regret = [
+            "train",
+            "--workload",
+            "w.toml",
+            "--lookahead-buffer-loss",
+            "regret",
+        ];
+        let refused = run_train(Train::try_parse_from(regret).unwrap().args).unwrap_err();
+        let message = refused.to_string();
+        assert!(message.contains("--lookahead-buffer-loss"), "{message}");
+        assert!(
+            message.contains("--lookahead-buffer-head-only"),
+            "{message}"
+        );
+    }
 }

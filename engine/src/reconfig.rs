@@ -303,7 +303,7 @@ impl Controller {
             pause_ms: pause.as_secs_f64() * 1e3,
             drain_ms: drain.as_secs_f64() * 1e3,
         });
-        self.cut_epoch_at_resume();
+        self.publish_snapshot_if_due(Instant::now());
 
         // 4. Resume the sources on the new channels.
         let mut outputs: Vec<std::vec::IntoIter<Vec<AnyBox>>> =

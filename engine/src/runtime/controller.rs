@@ -325,31 +325,18 @@ impl Controller {
     }
 
     /// Publishes the current epoch's snapshot if its end (`next_epoch`) has passed by `now`,
-    /// and schedules the next one.
+    /// and schedules the next one. Epochs keep their cadence (the shipped workloads change rate
+    /// on boundaries), but a boundary less than half an epoch after a late publication (an
+    /// epoch cut at a reconfiguration's resume) is skipped: such a sliver's few records would
+    /// make rates of noise, so the next epoch runs to the boundary after it.
     pub(crate) fn publish_snapshot_if_due(&mut self, now: Instant) {
         if now < self.next_epoch {
             return;
         }
         self.publish_snapshot();
         let epoch = self.epoch_length();
-        self.next_epoch += epoch;
-        if self.next_epoch < now {
-            self.next_epoch = now + epoch;
-        }
-    }
-
-    /// Cuts an epoch that ended during a reconfiguration's pause, just before the sources
-    /// resume. Epochs keep their cadence (the shipped workloads change rate on boundaries),
-    /// but a boundary less than half an epoch after the cut is skipped: such a sliver's few
-    /// records would make rates of noise, so the next epoch runs to the boundary after it.
-    pub(crate) fn cut_epoch_at_resume(&mut self) {
-        if Instant::now() < self.next_epoch {
-            return;
-        }
-        self.publish_snapshot();
-        let epoch = self.epoch_length();
-        let now = Instant::now();
-        while self.next_epoch < now + epoch / 2 {
+        let published = Instant::now();
+        while self.next_epoch < published + epoch / 2 {
             self.next_epoch += epoch;
         }
     }

@@ -127,14 +127,15 @@ impl WorkerCounters {
 
     /// The counters now; `now_ns` is the job clock (for sources with a schedule).
     pub fn read(&self, previous: &CounterValues, now_ns: u64) -> CounterValues {
+        let records_out = self.records_out.load(Relaxed);
         let offered = match self.schedule.lock().as_ref() {
-            Some(s) => s.offered(Duration::from_nanos(now_ns)),
+            Some(s) => scheduled_offered(s.as_ref(), records_out, now_ns),
             None => self.offered.load(Relaxed),
         };
         CounterValues {
             records_in: self.records_in.load(Relaxed),
             batches_in: self.batches_in.load(Relaxed),
-            records_out: self.records_out.load(Relaxed),
+            records_out,
             busy_ns: self.busy_ns.load(Relaxed),
             blocked_ns: self.blocked_ns.load(Relaxed),
             idle_ns: self.idle_ns.load(Relaxed),
@@ -142,6 +143,25 @@ impl WorkerCounters {
             offered,
         }
     }
+}
+
+/// How long an event may have been due before a snapshot counts it as offered while its source
+/// has not emitted it yet: the source worker's wake-up lag. A source sleeps until its next
+/// event is due and emits it when the OS wakes it, tens of microseconds later (milliseconds on
+/// a loaded machine); without the grace, an epoch whose end falls in that gap is charged a
+/// shortfall for an event the source emits a moment later (and the next epoch gets no credit
+/// for it), so identical runs scored differently by where their boundaries fell.
+pub(crate) const SOURCE_WAKE_UP_GRACE: Duration = Duration::from_millis(2);
+
+/// A scheduled source's offered events at job time `now_ns`: those it has emitted (they were
+/// due) and those due for longer than [`SOURCE_WAKE_UP_GRACE`]. A source behind by more than
+/// the grace (blocked by backpressure, paused) is charged all of it, as before; one that has
+/// emitted everything due, exhausted ones included, is charged nothing.
+fn scheduled_offered(schedule: &dyn Schedule, records_out: u64, now_ns: u64) -> u64 {
+    let due = schedule.offered(Duration::from_nanos(now_ns));
+    let grace_ns = SOURCE_WAKE_UP_GRACE.as_nanos() as u64;
+    let due_before_grace = schedule.offered(Duration::from_nanos(now_ns.saturating_sub(grace_ns)));
+    due_before_grace.max(records_out.min(due))
 }
 
 /// The worker's private running totals, published to its [`WorkerCounters`] after each message.
@@ -262,6 +282,70 @@ mod tests {
         let v = counters.read(&live, 0);
         assert!(v.cpu_ns >= live.cpu_ns);
         assert!(counters.exited());
+    }
+
+    /// One event per millisecond, `limit` in all.
+    #[derive(Debug)]
+    struct EveryMillisecond {
+        limit: u64,
+    }
+
+    impl Schedule for EveryMillisecond {
+        fn offered(&self, since_start: Duration) -> u64 {
+            (since_start.as_millis() as u64).min(self.limit)
+        }
+        fn rate(&self, _: Duration) -> f64 {
+            1000.0
+        }
+    }
+
+    #[test]
+    fn a_source_lagging_by_its_wake_up_is_not_charged_one_behind_by_more_is() {
+        let schedule = EveryMillisecond { limit: u64::MAX };
+        let now_ns = 100_000_000;
+        let grace_ms = SOURCE_WAKE_UP_GRACE.as_millis() as u64;
+        // Emitted all but the events due within the grace: what it emitted is what was offered.
+        for behind in 0..=grace_ms {
+            assert_eq!(
+                scheduled_offered(&schedule, 100 - behind, now_ns),
+                100 - behind
+            );
+        }
+        // Further behind (backpressure, a pause): every event due before the grace counts.
+        assert_eq!(scheduled_offered(&schedule, 50, now_ns), 100 - grace_ms);
+        assert_eq!(scheduled_offered(&schedule, 0, now_ns), 100 - grace_ms);
+        // Never more than is due, whatever the count says.
+        assert_eq!(scheduled_offered(&schedule, 500, now_ns), 100);
+    }
+
+    #[test]
+    fn an_exhausted_source_is_offered_its_whole_schedule() {
+        let schedule = EveryMillisecond { limit: 100 };
+        // The last event came due just now and has gone out.
+        assert_eq!(scheduled_offered(&schedule, 100, 100_500_000), 100);
+        assert_eq!(scheduled_offered(&schedule, 100, 1_000_000_000), 100);
+    }
+
+    #[test]
+    fn scheduled_offered_never_goes_back_as_a_source_catches_up() {
+        let schedule = EveryMillisecond { limit: u64::MAX };
+        let mut last = 0;
+        // Reads every 0.7 ms of a source that falls behind, then catches up at twice the rate.
+        let mut out = 0u64;
+        for step in 1..400u64 {
+            let now_ns = step * 700_000;
+            let due = schedule.offered(Duration::from_nanos(now_ns));
+            out = if step < 200 {
+                out + step % 2
+            } else {
+                (out + 2).min(due)
+            };
+            let offered = scheduled_offered(&schedule, out, now_ns);
+            assert!(offered >= last, "step {step}: {offered} after {last}");
+            assert!(offered <= due && offered >= out.min(due));
+            last = offered;
+        }
+        assert_eq!(last, out, "caught up: offered is what went out");
     }
 
     #[test]

@@ -201,11 +201,13 @@ pub struct EdgeMetrics {
 pub struct SourceMetrics {
     /// Stage name.
     pub name: String,
-    /// Events the schedule made due during the epoch.
+    /// Events the schedule made due during the epoch. One due in the epoch's last 2 ms that the
+    /// source has not emitted yet (it wakes a moment after its events fall due) counts in the
+    /// next epoch instead, so that lag is not charged as a shortfall.
     pub offered: u64,
     /// Events emitted into the pipeline during the epoch.
     pub emitted: u64,
-    /// Events due but not yet emitted, at the end of the epoch.
+    /// Events due but not yet emitted, at the end of the epoch (as `offered` counts them).
     pub backlog: u64,
     /// `offered / epoch_s`.
     pub offered_rate: f64,
@@ -213,7 +215,7 @@ pub struct SourceMetrics {
     pub emitted_rate: f64,
     /// The rate the schedule asks for at the end of the epoch (events/s).
     pub target_rate: f64,
-    /// Events due since the start.
+    /// Events due since the start (as `offered` counts them).
     pub offered_total: u64,
     /// Events emitted since the start.
     pub emitted_total: u64,

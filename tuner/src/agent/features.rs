@@ -47,7 +47,9 @@ pub const FEATURE_NAMES: [&str; FEATURES] = [
 
 /// How late a source that keeps up may run, in seconds of its offered load, before the events
 /// it owes read as a backlog and a shortfall. The engine counts events offered by the clock and
-/// emitted by the source's thread, which a loaded CPU wakes a few milliseconds late: without
+/// emitted by the source's thread, which a loaded CPU wakes a few milliseconds late; the engine
+/// itself forgives only the first 2 ms of that (its `SOURCE_WAKE_UP_GRACE`, so that the scored
+/// shortfall stays strict), and the features allow for the rest: without
 /// the slack, that lateness changing between two epoch boundaries read as the pipeline falling
 /// short (with every queue empty), which the simulator, whose source is never late, only shows
 /// under back-pressure, and the policy answered it by raising its busiest stage.
